@@ -1,0 +1,180 @@
+"""The layer registry's contract. One op = one class: parameter schema, shape rule, counts, emitter.
+
+An op never imports torch. Its `emit` returns a `Call` (data), which the code generator prints;
+ops of kind "module" become `self.<name> = <Call>` in `__init__` and `x = self.<name>(x)` in
+`forward`, ops of kind "function" are printed straight into `forward` with their inputs as arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DType = Literal["float32", "float64", "float16", "bfloat16", "int64", "int32", "bool"]
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+INT_DTYPES = ("int64", "int32")
+MAX_DIM = 2**31 - 1
+
+PosInt = Annotated[int, Field(ge=1, le=MAX_DIM)]
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_DIM)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+
+
+class OpParams(BaseModel):
+    """Base of every op's parameter model: strict types, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """A tensor's per-sample shape (the batch dimension is implicit and leads) and dtype."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def describe(self) -> str:
+        dims = ", ".join(str(d) for d in self.shape)
+        return f"(B, {dims})" if dims else "(B,)"
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule; the resolver turns it into a located SpecError.
+
+    `field` names the parameter at fault (its location is used), or None for the node itself.
+    """
+
+    def __init__(self, code: str, message: str, field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call in generated code: `target(*args, **kwargs)`. Values are printed with `repr()`.
+
+    `raw_args` are code fragments placed first (variable names chosen by the code generator).
+    """
+
+    target: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    raw_args: tuple[str, ...] = ()
+
+    def render(self) -> str:
+        parts = list(self.raw_args)
+        parts += [literal(a) for a in self.args]
+        parts += [f"{k}={literal(v)}" for k, v in self.kwargs]
+        return f"{self.target}({', '.join(parts)})"
+
+
+def literal(value: Any) -> str:
+    """Python source for a spec value: only numbers, bools, None, strings, and lists/tuples of them."""
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    raise TypeError(f"cannot print {type(value).__name__} into generated code")
+
+
+def kwargs_without_defaults(params: OpParams, names: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    """Keyword arguments for `names`, leaving out those equal to the parameter model's default."""
+    fields = type(params).model_fields
+    out = []
+    for name in names:
+        value = getattr(params, name)
+        if value != fields[name].default:
+            out.append((name, value))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """What shape inference knows about one node."""
+
+    out: TensorType
+    params: int = 0
+    macs: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Op:
+    """Base class of every layer type. Subclasses set the ClassVars and override the methods."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[OpParams]] = OpParams
+    kind: ClassVar[Literal["module", "function"]] = "module"
+    prefix: ClassVar[str] = ""  # default node-name stem: conv2d -> conv1, conv2, ...
+    torch_name: ClassVar[str] = ""  # for the supported-ops table
+    summary: ClassVar[str] = ""
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1
+    # Parameters that the user need not write because shape inference fills them in.
+    inferred_params: ClassVar[tuple[str, ...]] = ()
+
+    def infer(self, p: Any, inputs: list[TensorType]) -> Inferred:
+        raise NotImplementedError
+
+    def emit(self, p: Any, inputs: list[TensorType]) -> Call:
+        """Kind "module": the constructor call, e.g. `nn.Conv2d(1, 6, kernel_size=5)`.
+
+        Kind "function": the call made in `forward` without its tensor arguments, e.g.
+        `Call("torch.cat", kwargs=(("dim", 1),))`; `forward_code` adds the tensors first.
+        """
+        raise NotImplementedError
+
+    def forward_code(self, p: Any, inputs: list[TensorType], args: list[str]) -> str:
+        """Kind "function" only: the expression computed in `forward` from the input variables `args`."""
+        call = self.emit(p, inputs)
+        return Call(call.target, call.args, call.kwargs, raw_args=tuple(args)).render()
+
+
+def check_rank(inputs: list[TensorType], *ranks: int, what: str) -> TensorType:
+    """The single input, if its rank (without batch) is one of `ranks`."""
+    x = inputs[0]
+    if x.rank not in ranks:
+        wanted = " or ".join(f"(B, {', '.join(['*'] * r)})" if r else "(B,)" for r in ranks)
+        raise ShapeError("E203", f"{what} expects input of shape {wanted}, but its input is {x.describe()}")
+    return x
+
+
+def check_float(x: TensorType, what: str) -> None:
+    if x.dtype not in FLOAT_DTYPES:
+        raise ShapeError("E205", f"{what} expects a floating-point input, but its input is {x.dtype}")
+
+
+def check_declared(p: Any, field_name: str, inferred: int, source: str) -> None:
+    """If the user wrote an inferred size, it must agree with inference."""
+    declared = getattr(p, field_name, None)
+    if declared is not None and declared != inferred:
+        raise ShapeError(
+            "E201",
+            f"{field_name} is {declared}, but its input has {inferred} ({source})",
+            field=field_name,
+            hint=f"remove `{field_name}`: specc infers it",
+        )
+
+
+def as_tuple(value: int | Sequence[int], n: int) -> tuple[int, ...]:
+    return (value,) * n if isinstance(value, int) else tuple(value)
+
+
+def dims_desc(shape: Sequence[int]) -> str:
+    return "x".join(str(d) for d in shape)

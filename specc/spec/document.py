@@ -1,0 +1,123 @@
+"""The pydantic models of a spec document: the source of `schemas/specc.schema.json`.
+
+Layer models are derived from the op registry: each op's parameter model, with every number
+widened to also accept an expression, plus the node fields every layer shares (`op`, `name`,
+`in`). Adding an op therefore adds it to the document and the schema with no edit here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, model_validator
+
+from specc.ops import all_ops
+from specc.ops.base import DType, PosInt
+from specc.spec.types import ClassName, Identifier, Scalar, widen
+
+SPEC_VERSION = 1
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class InputSpec(StrictModel):
+    """One model input: its per-sample shape (no batch dimension) and dtype."""
+
+    shape: Annotated[list[PosInt], Field(min_length=1, max_length=8)]
+    dtype: DType = "float32"
+
+
+Ref = Identifier
+Refs = Ref | Annotated[list[Ref], Field(min_length=1)]
+
+
+class NodeBase(StrictModel):
+    """Fields every layer has."""
+
+    name: Identifier | None = Field(default=None, description="Attribute name in model.py; default: op stem + number.")
+    in_: Refs | None = Field(
+        default=None, alias="in", description="Input node name(s); default: the previous layer."
+    )
+
+
+class SequentialLayer(NodeBase):
+    """An `nn.Sequential` container; its children are numbered 0, 1, ... as in torchvision."""
+
+    op: Literal["sequential"]
+    layers: Annotated[list[LayerItem], Field(min_length=1)]
+
+
+def _layer_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "shorthand"
+    if isinstance(value, dict):
+        op = value.get("op")
+        return op if isinstance(op, str) else None
+    return None
+
+
+@cache
+def layer_models() -> dict[str, type[BaseModel]]:
+    """One document model per op, named e.g. `Conv2dLayer`."""
+    models: dict[str, type[BaseModel]] = {}
+    for name, op in all_ops().items():
+        fields: dict[str, Any] = {"op": (Literal[name], ...)}
+        for field_name, info in op.Params.model_fields.items():
+            annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            default = ... if info.is_required() else info.default
+            fields[field_name] = (widen(annotation), Field(default=default, description=info.description))
+        class_name = "".join(part.capitalize() for part in name.split("_")) + "Layer"
+        models[name] = create_model(class_name, __base__=NodeBase, __doc__=op.summary, **fields)
+    return models
+
+
+def _layer_union() -> Any:
+    members = [Annotated[model, Tag(name)] for name, model in layer_models().items()]
+    members.append(Annotated[SequentialLayer, Tag("sequential")])
+    shorthand = Literal[tuple(n for n, op in all_ops().items() if not op.Params.model_fields or all(
+        not f.is_required() for f in op.Params.model_fields.values()
+    ))]
+    members.append(Annotated[shorthand, Tag("shorthand")])
+    return Annotated[Union[tuple(members)], Discriminator(_layer_tag)]  # noqa: UP007
+
+
+LayerItem = _layer_union()
+SequentialLayer.model_rebuild()
+
+
+class Spec(StrictModel):
+    """A specc network spec."""
+
+    specc: Literal[1] = Field(default=SPEC_VERSION, description="Spec format version.")
+    name: ClassName = Field(description="Name of the generated nn.Module class.")
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    input: InputSpec | None = Field(default=None, description="The single input (named `x` in forward).")
+    inputs: dict[Identifier, InputSpec] | None = Field(default=None, description="Several named inputs.")
+    params: dict[Identifier, Scalar] = Field(
+        default_factory=dict, description="Constants usable in expressions, e.g. `num_classes: 10`."
+    )
+    layers: Annotated[list[LayerItem], Field(min_length=1)]  # type: ignore[valid-type]
+    output: Ref | None = Field(default=None, description="The node whose value forward returns; default: the last.")
+
+    @model_validator(mode="after")
+    def _one_input_form(self) -> Spec:
+        if (self.input is None) == (self.inputs is None):
+            raise ValueError("give exactly one of `input` (a single input) or `inputs` (named inputs)")
+        if self.inputs is not None and not self.inputs:
+            raise ValueError("`inputs` must name at least one input")
+        return self
+
+    def input_types(self) -> dict[str, InputSpec]:
+        return {"x": self.input} if self.input is not None else dict(self.inputs or {})
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a spec document (draft 2020-12), as committed in schemas/specc.schema.json."""
+    schema = Spec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://specc.dev/schemas/specc.schema.json"
+    schema["title"] = "specc network spec"
+    return schema

@@ -1,0 +1,67 @@
+"""A torchinfo-like summary of an inferred graph: layer, output shape, parameters, MACs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from specc.ir import Graph, Node
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # qualified module name, as in model.named_modules() (features.0)
+    op: str
+    output_shape: list[int]  # per sample, without the batch dimension
+    params: int
+    macs: int
+    depth: int
+
+
+def rows(graph: Graph) -> list[Row]:
+    out: list[Row] = []
+
+    def visit(node: Node, prefix: str, depth: int) -> None:
+        assert node.out is not None
+        name = f"{prefix}{node.name}"
+        out.append(Row(name, node.op, list(node.out.shape), node.param_count, node.macs, depth))
+        for child in node.children:
+            visit(child, f"{name}.", depth + 1)
+
+    for node in graph.nodes:
+        visit(node, "", 0)
+    return out
+
+
+def summary_dict(graph: Graph) -> dict[str, Any]:
+    return {
+        "name": graph.name,
+        "inputs": {name: {"shape": list(t.shape), "dtype": t.dtype} for name, t in graph.inputs.items()},
+        "layers": [asdict(r) for r in rows(graph)],
+        "total_params": graph.param_count,
+        "trainable_params": graph.param_count,
+        "macs": graph.macs,
+    }
+
+
+def summary_text(graph: Graph) -> str:
+    table = [("Layer (type)", "Output shape", "Params", "MACs")]
+    for r in rows(graph):
+        shape = "(B, " + ", ".join(map(str, r.output_shape)) + ")"
+        table.append(("  " * r.depth + f"{r.name} ({r.op})", shape, f"{r.params:,}", f"{r.macs:,}"))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    rule = "-" * (sum(widths) + 6)
+    lines = [graph.name, rule]
+    for i, row in enumerate(table):
+        lines.append(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]:>{widths[3]}}")
+        if i == 0:
+            lines.append(rule)
+    lines += [
+        rule,
+        f"Total params: {graph.param_count:,}",
+        f"Trainable params: {graph.param_count:,}",
+        f"Non-trainable params: 0",
+        f"MACs: {graph.macs:,} ({graph.macs / 1e9:.2f} G)",
+        f"Input: " + ", ".join(f"{n} (B, {', '.join(map(str, t.shape))}) {t.dtype}" for n, t in graph.inputs.items()),
+    ]
+    return "\n".join(lines) + "\n"

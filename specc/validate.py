@@ -1,0 +1,220 @@
+"""Stage 2: check a loaded document against the pydantic models; every problem becomes a located error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from specc.errors import SpecError, SpecErrors, did_you_mean
+from specc.load import Document, JsonPath
+from specc.ops import all_ops
+from specc.spec.document import Spec, layer_models
+
+_CONTAINERS = {"sequential"}
+
+
+def validate(doc: Document) -> Spec:
+    """The validated `Spec`, or `SpecErrors` listing every problem found."""
+    if not isinstance(doc.data, dict):
+        kind = "a list" if isinstance(doc.data, list) else type(doc.data).__name__
+        raise SpecErrors([SpecError("E102", f"a spec must be a mapping at the top level, not {kind}", doc.loc(()))])
+    errors = list(_check_layer_types(doc))
+    if errors:
+        raise SpecErrors(errors)
+    try:
+        return Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecErrors(_translate(exc, doc)) from None
+
+
+def _check_layer_types(doc: Document) -> list[SpecError]:
+    """Unknown `op` names, reported with a did-you-mean before pydantic's less helpful union errors."""
+    known = [*all_ops(), *_CONTAINERS]
+    errors: list[SpecError] = []
+
+    def walk(layers: Any, path: JsonPath) -> None:
+        if not isinstance(layers, list):
+            return
+        for i, item in enumerate(layers):
+            item_path = (*path, i)
+            op = item if isinstance(item, str) else item.get("op") if isinstance(item, dict) else None
+            if isinstance(item, dict) and "op" not in item:
+                errors.append(SpecError("E103", "a layer needs an `op` key naming its type", doc.loc(item_path)))
+                continue
+            if not isinstance(op, str):
+                continue
+            if op not in known:
+                where = item_path if isinstance(item, str) else (*item_path, "op")
+                errors.append(
+                    SpecError("E105", f"unknown layer type `{op}`", doc.loc(where), hint=did_you_mean(op, known))
+                )
+            elif isinstance(item, dict) and op in _CONTAINERS:
+                walk(item.get("layers"), (*item_path, "layers"))
+
+    walk(doc.data.get("layers"), ("layers",))
+    return errors
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[JsonPath, str | None]:
+    """Split pydantic's error location into the path in the document and the union member it names."""
+    path: list[str | int] = []
+    member: str | None = None
+    for part in loc:
+        if isinstance(data, dict) and isinstance(part, str) and (part in data or part == "in"):
+            path.append(part)
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            path.append(part)
+            data = data[part]
+        elif isinstance(part, str) and member is None and isinstance(data, (dict, list)) is False:
+            member = part
+        else:
+            # A discriminator tag or union member label: not part of the document.
+            if isinstance(part, str) and part not in ("[key]",):
+                member = member or part
+    return tuple(path), member
+
+
+def _model_at(doc_data: Any, path: JsonPath) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `path` (for did-you-mean on unknown keys)."""
+    node: Any = doc_data
+    for part in path:
+        node = node[part]  # type: ignore[index]
+    if path == ():
+        return Spec
+    if isinstance(node, dict) and isinstance(node.get("op"), str):
+        op = node["op"]
+        if op == "sequential":
+            from specc.spec.document import SequentialLayer
+
+            return SequentialLayer
+        return layer_models().get(op)
+    return None
+
+
+def _field_names(model: type[BaseModel] | None) -> list[str]:
+    if model is None:
+        return []
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _translate(exc: ValidationError, doc: Document) -> list[SpecError]:
+    grouped: dict[tuple[JsonPath, str], list[dict[str, Any]]] = {}
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden":
+            path, _ = _data_path(loc[:-1], doc.data)
+            path = (*path, loc[-1])
+        else:
+            path, _ = _data_path(loc, doc.data)
+        grouped.setdefault((path, error["type"] if error["type"] in ("extra_forbidden", "missing") else ""), []).append(
+            error
+        )
+    results: list[SpecError] = []
+    for (path, kind), errors in grouped.items():
+        field = next((str(p) for p in reversed(path) if isinstance(p, str)), "spec")
+        if kind == "extra_forbidden":
+            parent = path[:-1]
+            model = _model_at(doc.data, parent)
+            key = str(path[-1])
+            owner = f" in `{_describe(doc.data, parent)}`" if parent else ""
+            results.append(
+                SpecError(
+                    "E101",
+                    f"unknown key `{key}`{owner}",
+                    doc.key_loc(path),
+                    hint=did_you_mean(key, _field_names(model)),
+                )
+            )
+            continue
+        if kind == "missing":
+            for error in errors:
+                missing = str(error["loc"][-1])
+                owner = _describe(doc.data, path)
+                results.append(SpecError("E103", f"`{owner}` is missing required key `{missing}`", doc.loc(path)))
+            continue
+        results.append(_value_error(path, field, errors, doc))
+    return results
+
+
+def _describe(data: Any, path: JsonPath) -> str:
+    node: Any = data
+    for part in path:
+        node = node[part]  # type: ignore[index]
+    if isinstance(node, dict) and isinstance(node.get("op"), str):
+        name = node.get("name")
+        return f"{node['op']} layer" + (f" `{name}`" if isinstance(name, str) else "")
+    return ".".join(str(p) for p in path) or "spec"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    if value is None:
+        return "null"
+    return repr(value)
+
+
+def _value_error(path: JsonPath, field: str, errors: list[dict[str, Any]], doc: Document) -> SpecError:
+    value = errors[0].get("input")
+    loc = doc.loc(path)
+    type_errors = [e for e in errors if e["type"].endswith("_type") or e["type"] in ("literal_error", "union_tag_invalid")]
+    constraint_errors = [e for e in errors if e not in type_errors and e["type"] != "string_pattern_mismatch"]
+    if constraint_errors:
+        first = constraint_errors[0]
+        message = first["msg"]
+        if first["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+            code = "E106" if field in ("name", "in") or "name" in message or "identifier" in message else "E104"
+            return SpecError(code, f"`{field}`: {message}", loc)
+        return SpecError("E104", f"`{field}` {_must(message)}, got {_shown(value)}", loc)
+    expected = list(dict.fromkeys(_expectation(e) for e in errors))
+    hint = None
+    if isinstance(value, str) and any(e["type"] == "string_pattern_mismatch" for e in errors):
+        hint = f"a quoted value is a string: write {value} without quotes" if _is_number(value) else None
+    return SpecError("E102", f"`{field}` expects {_join(expected)}, got {_shown(value)}", loc, hint=hint)
+
+
+def _expectation(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    names = {
+        "int_type": "an integer",
+        "float_type": "a number",
+        "bool_type": "a boolean",
+        "string_type": "an expression string",
+        "string_pattern_mismatch": "an expression",
+        "list_type": "a list",
+        "dict_type": "a mapping",
+        "model_type": "a mapping",
+        "tuple_type": "a list",
+        "none_required": "null",
+    }
+    if kind == "literal_error":
+        return "one of " + error["ctx"]["expected"]
+    return names.get(kind, _lower(error["msg"]))
+
+
+def _must(message: str) -> str:
+    return "must be " + message.removeprefix("Input should be ").removeprefix("Value should be ")
+
+
+def _lower(message: str) -> str:
+    message = message.removeprefix("Input should be ").removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
