@@ -10,17 +10,13 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, create_model, model_validator
 
 from specc.ops import all_ops
 from specc.ops.base import DType, PosInt
-from specc.spec.types import ClassName, Identifier, Scalar, widen
+from specc.spec.types import ClassName, Identifier, Scalar, StrictModel, widen
 
 SPEC_VERSION = 1
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
 
 class InputSpec(StrictModel):

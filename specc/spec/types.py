@@ -6,7 +6,7 @@ import types
 import typing
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from specc.naming import class_name_problem, name_problem
 
@@ -40,6 +40,12 @@ def _valid_class_name(value: str) -> str:
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"), AfterValidator(_valid_name)]
 ClassName = Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9_]{0,63}$"), AfterValidator(_valid_class_name)]
 Scalar = int | float | bool
+
+
+class StrictModel(BaseModel):
+    """Base of every spec model: strict types (a bool is not an int, "3" is not 3), no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
 
 def widen(annotation: Any) -> Any:
