@@ -35,7 +35,9 @@ def resolve(spec: Spec, doc: Document) -> Graph:
         previous = node.name
     output = spec.output or nodes[-1].name
     if output not in defined:
-        raise SpecError("E108", f"output `{output}` is not a node", doc.loc(("output",)), hint=did_you_mean(output, defined))
+        raise SpecError(
+            "E108", f"output `{output}` is not a node", doc.loc(("output",)), hint=did_you_mean(output, defined)
+        )
     return Graph(spec.name, inputs, nodes, output, constants=dict(spec.params), input_paths=input_paths)
 
 
@@ -56,7 +58,9 @@ def _inputs(item: Any, path: JsonPath, previous: str | None, defined: list[str],
     refs = getattr(item, "in_", None)
     if refs is None:
         if previous is None:
-            raise SpecError("E108", "the first layer of a model with several inputs must say which it takes (`in`)", doc.loc(path))
+            raise SpecError(
+                "E108", "the first layer of a model with several inputs must say which it takes (`in`)", doc.loc(path)
+            )
         return (previous,)
     refs_list = [refs] if isinstance(refs, str) else list(refs)
     for ref in refs_list:
@@ -81,7 +85,11 @@ def _node(item: Any, path: JsonPath, namespace: Namespace, doc: Document) -> Nod
         for j, child in enumerate(item.layers):
             child_node = _node(child, (*path, "layers", j), local, doc)
             if getattr(child, "in_", None) is not None:
-                raise SpecError("E108", "layers inside a sequential take the previous layer; `in` is not allowed here", doc.loc((*path, "layers", j, "in")))
+                raise SpecError(
+                    "E108",
+                    "layers inside a sequential take the previous layer; `in` is not allowed here",
+                    doc.loc((*path, "layers", j, "in")),
+                )
             child_node.name = str(j)
             child_node.inputs = (str(j - 1),) if j else ()
             children.append(child_node)

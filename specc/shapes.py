@@ -43,7 +43,9 @@ def _infer_node(node: Node, inputs: list[TensorType], constants: dict[str, Any],
     assert op is not None
     if len(inputs) < op.min_inputs or (op.max_inputs is not None and len(inputs) > op.max_inputs):
         wanted = str(op.min_inputs) if op.min_inputs == op.max_inputs else f"at least {op.min_inputs}"
-        raise SpecError("E206", f"{node.op} takes {wanted} input(s), but `{node.name}` has {len(inputs)}", doc.loc(node.path))
+        raise SpecError(
+            "E206", f"{node.op} takes {wanted} input(s), but `{node.name}` has {len(inputs)}", doc.loc(node.path)
+        )
     env = {**constants, **_input_names(inputs)}
     values = {key: _evaluate(value, env, (*node.path, key), doc) for key, value in node.args.items()}
     try:
@@ -53,7 +55,9 @@ def _infer_node(node: Node, inputs: list[TensorType], constants: dict[str, Any],
         key = next((p for p in error["loc"] if isinstance(p, str) and p in values), None)
         where = (*node.path, key) if key else node.path
         raise SpecError(
-            "E104", f"`{key or node.op}` of {node.op} `{node.name}` evaluates to {error.get('input')!r}: {error['msg']}", doc.loc(where)
+            "E104",
+            f"`{key or node.op}` of {node.op} `{node.name}` evaluates to {error.get('input')!r}: {error['msg']}",
+            doc.loc(where),
         ) from None
     try:
         result = op.infer(node.params, inputs)
@@ -84,6 +88,11 @@ def _evaluate(value: Any, env: dict[str, Any], path: tuple[Any, ...], doc: Docum
         result = value.evaluate(env)
     except ExprError as exc:
         if exc.kind == "name":
-            raise SpecError("E302", f"{exc.message} in `{value.source}`", doc.loc(path), hint=did_you_mean(exc.name or "", sorted(env))) from None
+            raise SpecError(
+                "E302",
+                f"{exc.message} in `{value.source}`",
+                doc.loc(path),
+                hint=did_you_mean(exc.name or "", sorted(env)),
+            ) from None
         raise SpecError("E303", f"cannot evaluate `{value.source}`: {exc.message}", doc.loc(path)) from None
     return result

@@ -60,8 +60,8 @@ def summary_text(graph: Graph) -> str:
         rule,
         f"Total params: {graph.param_count:,}",
         f"Trainable params: {graph.param_count:,}",
-        f"Non-trainable params: 0",
+        "Non-trainable params: 0",
         f"MACs: {graph.macs:,} ({graph.macs / 1e9:.2f} G)",
-        f"Input: " + ", ".join(f"{n} (B, {', '.join(map(str, t.shape))}) {t.dtype}" for n, t in graph.inputs.items()),
+        "Input: " + ", ".join(f"{n} (B, {', '.join(map(str, t.shape))}) {t.dtype}" for n, t in graph.inputs.items()),
     ]
     return "\n".join(lines) + "\n"

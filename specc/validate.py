@@ -163,7 +163,9 @@ def _shown(value: Any) -> str:
 def _value_error(path: JsonPath, field: str, errors: list[dict[str, Any]], doc: Document) -> SpecError:
     value = errors[0].get("input")
     loc = doc.loc(path)
-    type_errors = [e for e in errors if e["type"].endswith("_type") or e["type"] in ("literal_error", "union_tag_invalid")]
+    type_errors = [
+        e for e in errors if e["type"].endswith("_type") or e["type"] in ("literal_error", "union_tag_invalid")
+    ]
     constraint_errors = [e for e in errors if e not in type_errors and e["type"] != "string_pattern_mismatch"]
     if constraint_errors:
         first = constraint_errors[0]

@@ -18,7 +18,9 @@ MODELINE = "# yaml-language-server: $schema=../schemas/specc.schema.json"
 
 def test_committed_schema_is_current() -> None:
     committed = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-    assert committed == json_schema(), "schemas/specc.schema.json is stale; run: specc schema > schemas/specc.schema.json"
+    assert committed == json_schema(), (
+        "schemas/specc.schema.json is stale; run: specc schema > schemas/specc.schema.json"
+    )
 
 
 def test_schema_is_valid_draft_2020_12() -> None:

@@ -15,7 +15,6 @@ from specc.ops.base import (
     PosInt,
     ShapeError,
     TensorType,
-    NonNegInt,
     as_tuple,
     check_declared,
     check_float,
@@ -82,13 +81,13 @@ class _ConvNd(Op):
                     raise ShapeError(
                         "E202", "output_padding must be smaller than either stride or dilation", field="output_padding"
                     )
-            out_sp = tuple(
-                (spatial[i] - 1) * s[i] - 2 * pad[i] + d[i] * (k[i] - 1) + out_pad[i] + 1 for i in range(n)
-            )
+            out_sp = tuple((spatial[i] - 1) * s[i] - 2 * pad[i] + d[i] * (k[i] - 1) + out_pad[i] + 1 for i in range(n))
         else:
             if p.padding == "same":
                 if any(si != 1 for si in s):
-                    raise ShapeError("E104", "padding='same' is not supported for strided convolutions", field="padding")
+                    raise ShapeError(
+                        "E104", "padding='same' is not supported for strided convolutions", field="padding"
+                    )
                 out_sp = tuple(spatial)
             else:
                 pad = (0,) * n if p.padding == "valid" else as_tuple(p.padding, n)
@@ -106,20 +105,23 @@ class _ConvNd(Op):
                     out_sp.append((padded - effective) // s[i] + 1)
                 out_sp = tuple(out_sp)
         if any(o <= 0 for o in out_sp):
-            raise ShapeError("E202", f"output size {out_sp} is not positive (input {x.describe()})", field="kernel_size")
+            raise ShapeError(
+                "E202", f"output size {out_sp} is not positive (input {x.describe()})", field="kernel_size"
+            )
         out = TensorType((p.out_channels, *out_sp), x.dtype)
         weights = c_in // p.groups * p.out_channels * math.prod(k)
         params = weights + (p.out_channels if p.bias else 0)
         # MACs per output element = (c_in / groups) * prod(k); transposed convs scatter from each input element.
-        if self.transposed:
-            macs = x.numel * (p.out_channels // p.groups) * math.prod(k)
-        else:
-            macs = math.prod(out_sp) * weights
+        macs = x.numel * (p.out_channels // p.groups) * math.prod(k) if self.transposed else math.prod(out_sp) * weights
         return Inferred(out, params=params, macs=macs)
 
     def emit(self, p, inputs: list[TensorType]) -> Call:  # type: ignore[no-untyped-def]
         names = ["stride", "padding"]
-        names += ["output_padding", "groups", "bias", "dilation"] if self.transposed else ["dilation", "groups", "bias", "padding_mode"]
+        names += (
+            ["output_padding", "groups", "bias", "dilation"]
+            if self.transposed
+            else ["dilation", "groups", "bias", "padding_mode"]
+        )
         kwargs = (("kernel_size", p.kernel_size), *kwargs_without_defaults(p, names))
         return Call(self.torch_name, (inputs[0].shape[0], p.out_channels), kwargs)
 

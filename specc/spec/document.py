@@ -34,9 +34,7 @@ class NodeBase(StrictModel):
     """Fields every layer has."""
 
     name: Identifier | None = Field(default=None, description="Attribute name in model.py; default: op stem + number.")
-    in_: Refs | None = Field(
-        default=None, alias="in", description="Input node name(s); default: the previous layer."
-    )
+    in_: Refs | None = Field(default=None, alias="in", description="Input node name(s); default: the previous layer.")
 
 
 class SequentialLayer(NodeBase):
@@ -73,9 +71,13 @@ def layer_models() -> dict[str, type[BaseModel]]:
 def _layer_union() -> Any:
     members = [Annotated[model, Tag(name)] for name, model in layer_models().items()]
     members.append(Annotated[SequentialLayer, Tag("sequential")])
-    shorthand = Literal[tuple(n for n, op in all_ops().items() if not op.Params.model_fields or all(
-        not f.is_required() for f in op.Params.model_fields.values()
-    ))]
+    shorthand = Literal[
+        tuple(
+            n
+            for n, op in all_ops().items()
+            if not op.Params.model_fields or all(not f.is_required() for f in op.Params.model_fields.values())
+        )
+    ]
     members.append(Annotated[shorthand, Tag("shorthand")])
     return Annotated[Union[tuple(members)], Discriminator(_layer_tag)]  # noqa: UP007
 
