@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specc.errors import SpecError, SpecErrors
-from specc.ir import Graph
+from specc.ir import Graph, Program
 from specc.load import Document, load_file
 from specc.resolve import resolve
 from specc.shapes import infer
@@ -18,7 +18,12 @@ from specc.validate import validate
 class Compiled:
     doc: Document
     spec: Spec
-    graph: Graph  # with shapes
+    program: Program  # with shapes
+
+    @property
+    def graph(self) -> Graph:
+        """The model's graph (block uses carry their inferred instances)."""
+        return self.program.model
 
 
 def analyze(path: str | Path) -> Compiled:
@@ -29,10 +34,10 @@ def analyze(path: str | Path) -> Compiled:
     try:
         doc = load_file(path)
         spec = validate(doc)
-        graph = infer(resolve(spec, doc), doc)
+        program = infer(resolve(spec, doc), doc)
     except SpecError as exc:
         raise SpecErrors([exc]) from None
-    return Compiled(doc, spec, graph)
+    return Compiled(doc, spec, program)
 
 
 def generate(compiled: Compiled, out_dir: str | None = None) -> dict[str, str]:
@@ -41,4 +46,4 @@ def generate(compiled: Compiled, out_dir: str | None = None) -> dict[str, str]:
     from specc.format import format_python
 
     head = header(compiled.doc.file, compiled.doc.raw, out_dir)
-    return {"model.py": format_python(render_model(compiled.graph, head))}
+    return {"model.py": format_python(render_model(compiled.program, head))}

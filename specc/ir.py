@@ -1,15 +1,20 @@
-"""The intermediate representation: graphs of named nodes, before and after shape inference."""
+"""The intermediate representation: graphs of named nodes, before and after shape inference.
+
+A `Program` holds the model's graph and one template graph per block. Shape inference turns each
+use of a block into instances: copies of the template with concrete (and symbolic) sizes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from specc.errors import SpecError
+from specc.expr import Expr
 from specc.load import JsonPath
 from specc.ops import OpParams, TensorType, get_op
 
-NodeKind = Literal["op", "sequential"]
+NodeKind = Literal["op", "sequential", "block"]
+BLOCK_INPUT = "x"  # the name of a block's input (and of a model's single input)
 
 
 @dataclass
@@ -18,29 +23,53 @@ class Node:
 
     name: str
     kind: NodeKind
-    op: str
+    op: str  # op name, "sequential", or the block's name
     args: dict[str, Any]
     inputs: tuple[str, ...]
     path: JsonPath
-    children: list[Node] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)  # sequential
+    when: Expr | bool | None = None
+    repeat: int | Expr | None = None  # block
     # Filled in by shape inference (specc.shapes):
+    present: bool = True  # False when `when` is false: the node's value is its input's
     params: OpParams | None = None
     inputs_types: tuple[TensorType, ...] = ()
     out: TensorType | None = None
     param_count: int = 0
     macs: int = 0
+    instances: list[Graph] = field(default_factory=list)  # block: one inferred body per instance
+    when_source: str | None = None  # the condition, in the enclosing class's names
+
+    @property
+    def repeated(self) -> bool:
+        return self.kind == "block" and self.repeat is not None
+
+
+@dataclass
+class BlockParam:
+    type: str
+    default: Any = None
+    required: bool = True
 
 
 @dataclass
 class Graph:
-    """A module class: named inputs, nodes in execution order, and the node whose value is returned."""
+    """A module class body: named inputs, nodes in execution order, and the node whose value is returned."""
 
     name: str
     inputs: dict[str, TensorType]
     nodes: list[Node]
     output: str
     constants: dict[str, Any] = field(default_factory=dict)
-    input_paths: dict[str, JsonPath] = field(default_factory=dict)
+    # Blocks only: declared parameters, and after inference this instance's argument values.
+    block_params: dict[str, BlockParam] | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+    call_input: TensorType | None = None  # the instance's input type as its caller sees it
+    call_output: TensorType | None = None  # and its output type
+
+    @property
+    def is_block(self) -> bool:
+        return self.block_params is not None
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -52,6 +81,12 @@ class Graph:
     @property
     def macs(self) -> int:
         return sum(n.macs for n in self.nodes)
+
+
+@dataclass
+class Program:
+    model: Graph
+    blocks: dict[str, Graph]  # templates, in dependency order (a block after the blocks it uses)
 
 
 def lint(graph: Graph) -> None:
@@ -69,19 +104,7 @@ def lint(graph: Graph) -> None:
             if ref not in seen:
                 raise AssertionError(f"IR lint: {node.name!r} uses {ref!r} before it is defined")
         seen.add(node.name)
+        for instance in node.instances:
+            lint(instance)
     if graph.output not in seen:
         raise AssertionError(f"IR lint: output {graph.output!r} is not defined")
-
-
-def consumers(graph: Graph) -> dict[str, int]:
-    """How many nodes read each value (the output counts as one reader)."""
-    counts = {name: 0 for name in [*graph.inputs, *(n.name for n in graph.nodes)]}
-    for node in graph.nodes:
-        for ref in node.inputs:
-            counts[ref] += 1
-    counts[graph.output] += 1
-    return counts
-
-
-def raise_at(code: str, message: str, loc: Any, hint: str | None = None) -> SpecError:
-    return SpecError(code, message, loc, hint=hint)

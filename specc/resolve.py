@@ -1,54 +1,80 @@
-"""Stage 3: spec -> IR graph. Names every node, resolves `in` references, parses expressions."""
+"""Stage 3: spec -> IR program. Names every node, resolves `in` references and block uses, parses expressions."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from specc.errors import SpecError, did_you_mean
-from specc.expr import ExprError, parse
-from specc.ir import Graph, Node
+from specc.expr import Expr, ExprError, parse
+from specc.ir import BLOCK_INPUT, BlockParam, Graph, Node, Program
 from specc.load import Document, JsonPath
 from specc.naming import Namespace
 from specc.ops import TensorType, get_op
-from specc.spec.document import SequentialLayer, Spec
+from specc.spec.document import BlockLayer, BlockSpec, SequentialLayer, Spec
 from specc.spec.types import literal_strings
 
 
-def resolve(spec: Spec, doc: Document) -> Graph:
+def resolve(spec: Spec, doc: Document) -> Program:
+    order = _block_order(spec, doc)
+    blocks = {name: _block_graph(name, spec.blocks[name], spec, doc) for name in order}
     inputs = {name: TensorType(tuple(i.shape), i.dtype) for name, i in spec.input_types().items()}
-    input_paths: dict[str, tuple[str | int, ...]] = (
-        {"x": ("input",)} if spec.input is not None else {name: ("inputs", name) for name in inputs}
-    )
+    model = _graph(spec.name, inputs, spec.layers, ("layers",), spec.output, ("output",), spec, doc)
+    model.constants = dict(spec.params)
+    return Program(model, blocks)
+
+
+def _block_graph(name: str, block: BlockSpec, spec: Spec, doc: Document) -> Graph:
+    path: JsonPath = ("blocks", name)
+    inputs = {BLOCK_INPUT: TensorType(())}  # the real type is known per instance
+    graph = _graph(name, inputs, block.layers, (*path, "layers"), block.output, (*path, "output"), spec, doc)
+    graph.block_params = {
+        key: BlockParam(decl.type, decl.default, required=decl.default is None)
+        for key, decl in block.param_decls().items()
+    }
+    graph.constants = dict(spec.params)
+    return graph
+
+
+def _graph(
+    name: str,
+    inputs: dict[str, TensorType],
+    items: list[Any],
+    path: JsonPath,
+    output: str | None,
+    output_path: JsonPath,
+    spec: Spec,
+    doc: Document,
+) -> Graph:
     namespace = Namespace()
-    for name in inputs:
-        namespace.claim(name)
+    for input_name in inputs:
+        namespace.claim(input_name)
     # User-given names are claimed first, so generated names never take them.
-    _claim_user_names(spec.layers, ("layers",), namespace, doc, set(inputs))
+    _claim_user_names(items, path, namespace, doc)
     nodes: list[Node] = []
     previous = next(iter(inputs)) if len(inputs) == 1 else None
     defined = list(inputs)
-    for i, item in enumerate(spec.layers):
-        node = _node(item, ("layers", i), namespace, doc)
-        node.inputs = _inputs(item, ("layers", i), previous, defined, doc)
+    for i, item in enumerate(items):
+        node = _node(item, (*path, i), namespace, spec, doc)
+        node.inputs = _inputs(item, (*path, i), previous, defined, doc)
         nodes.append(node)
         defined.append(node.name)
         previous = node.name
-    output = spec.output or nodes[-1].name
-    if output not in defined:
+    result = output or nodes[-1].name
+    if result not in defined[len(inputs) :] and result not in inputs:
         raise SpecError(
-            "E108", f"output `{output}` is not a node", doc.loc(("output",)), hint=did_you_mean(output, defined)
+            "E108", f"output `{result}` is not a layer", doc.loc(output_path), hint=did_you_mean(result, defined)
         )
-    return Graph(spec.name, inputs, nodes, output, constants=dict(spec.params), input_paths=input_paths)
+    return Graph(name, inputs, nodes, result)
 
 
-def _claim_user_names(items: list[Any], path: JsonPath, namespace: Namespace, doc: Document, taken: set[str]) -> None:
+def _claim_user_names(items: list[Any], path: JsonPath, namespace: Namespace, doc: Document) -> None:
     first: dict[str, JsonPath] = {}
     for i, item in enumerate(items):
         name = getattr(item, "name", None)
         if name is None:
             continue
         if name in namespace:
-            earlier = f" (first used at {doc.loc((*first[name], 'name'))})" if name in first else " (an input name)"
+            earlier = f" (first used at {doc.loc((*first[name], 'name'))})" if name in first else " (an input's name)"
             raise SpecError("E107", f"duplicate node name `{name}`{earlier}", doc.loc((*path, i, "name")))
         namespace.claim(name)
         first[name] = (*path, i)
@@ -74,35 +100,55 @@ def _inputs(item: Any, path: JsonPath, previous: str | None, defined: list[str],
     return tuple(refs_list)
 
 
-def _node(item: Any, path: JsonPath, namespace: Namespace, doc: Document) -> Node:
+def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Document) -> Node:
+    when = _condition(getattr(item, "when", None), (*path, "when"), doc)
     if isinstance(item, str):
         op = get_op(item)
         assert op is not None
         return Node(namespace.create(op.prefix), "op", item, {}, (), path)
     if isinstance(item, SequentialLayer):
         children = []
-        local = Namespace()
         for j, child in enumerate(item.layers):
-            child_node = _node(child, (*path, "layers", j), local, doc)
-            if getattr(child, "in_", None) is not None:
-                raise SpecError(
-                    "E108",
-                    "layers inside a sequential take the previous layer; `in` is not allowed here",
-                    doc.loc((*path, "layers", j, "in")),
-                )
+            child_path = (*path, "layers", j)
+            for key in ("in_", "when"):
+                if getattr(child, key, None) is not None:
+                    raise SpecError(
+                        "E104",
+                        f"`{key.rstrip('_')}` is not allowed inside a sequential (its layers form a chain)",
+                        doc.loc((*child_path, key.rstrip("_"))),
+                    )
+            child_node = _node(child, child_path, Namespace(), spec, doc)
             child_node.name = str(j)
-            child_node.inputs = (str(j - 1),) if j else ()
             children.append(child_node)
         name = item.name or namespace.create("seq")
-        return Node(name, "sequential", "sequential", {}, (), path, children=children)
+        return Node(name, "sequential", "sequential", {}, (), path, children=children, when=when)
+    if isinstance(item, BlockLayer):
+        if item.block not in spec.blocks:
+            raise SpecError(
+                "E109",
+                f"unknown block `{item.block}`",
+                doc.loc((*path, "block")),
+                hint=did_you_mean(item.block, list(spec.blocks)) or "define it under `blocks:`",
+            )
+        args = {key: _parse_value(value, frozenset(), (*path, "args", key), doc) for key, value in item.args.items()}
+        repeat = _parse_value(item.repeat, frozenset(), (*path, "repeat"), doc)
+        stem = item.block[0].lower() + "".join(f"_{c.lower()}" if c.isupper() else c for c in item.block[1:])
+        name = item.name or namespace.create(stem.replace("__", "_"))
+        return Node(name, "block", item.block, args, (), path, when=when, repeat=repeat)
     op = get_op(item.op)
     assert op is not None
-    args: dict[str, Any] = {}
-    user_values = item.model_dump(exclude_unset=True, exclude={"op", "name", "in_"})
+    args = {}
+    user_values = item.model_dump(exclude_unset=True, exclude={"op", "name", "in_", "when"})
     for key, value in user_values.items():
         literals = literal_strings(op.Params.model_fields[key].annotation)
         args[key] = _parse_value(value, literals, (*path, key), doc)
-    return Node(item.name or namespace.create(op.prefix), "op", item.op, args, (), path)
+    return Node(item.name or namespace.create(op.prefix), "op", item.op, args, (), path, when=when)
+
+
+def _condition(value: Any, path: JsonPath, doc: Document) -> Expr | bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    return _parse_value(value, frozenset(), path, doc)  # type: ignore[no-any-return]
 
 
 def _parse_value(value: Any, literals: frozenset[str], path: JsonPath, doc: Document) -> Any:
@@ -114,3 +160,39 @@ def _parse_value(value: Any, literals: frozenset[str], path: JsonPath, doc: Docu
         except ExprError as exc:
             raise SpecError("E301", exc.message, doc.loc(path)) from None
     return value
+
+
+def _block_order(spec: Spec, doc: Document) -> list[str]:
+    """Blocks in dependency order; a block that uses itself, directly or not, is an error."""
+    uses: dict[str, list[tuple[str, JsonPath]]] = {}
+
+    def collect(items: list[Any], path: JsonPath, into: list[tuple[str, JsonPath]]) -> None:
+        for i, item in enumerate(items):
+            if isinstance(item, BlockLayer):
+                into.append((item.block, (*path, i, "block")))
+            elif isinstance(item, SequentialLayer):
+                collect(item.layers, (*path, i, "layers"), into)
+
+    for name, block in spec.blocks.items():
+        collect(block.layers, ("blocks", name, "layers"), uses.setdefault(name, []))
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, chain: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "active":
+            return
+        state[name] = "active"
+        for used, path in uses.get(name, []):
+            if used == name or (used in state and state[used] == "active"):
+                cycle = " -> ".join([*chain, name, used])
+                raise SpecError("E110", f"block `{used}` is used inside itself ({cycle})", doc.loc(path))
+            if used in spec.blocks:
+                visit(used, [*chain, name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in spec.blocks:
+        visit(name, [])
+    return order

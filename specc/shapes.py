@@ -1,8 +1,10 @@
-"""Stage 4: shape inference. Evaluates parameter expressions, validates each op's parameters and
-runs its shape rule; fills in every inferred size, the output shape, parameter count and MACs."""
+"""Stage 4: shape inference. Evaluates parameter expressions and conditions, validates each op's
+parameters, runs its shape rule, and expands every block use into inferred instances. Fills in every
+inferred size, output type, parameter count and MAC count."""
 
 from __future__ import annotations
 
+import ast
 import copy
 from typing import Any
 
@@ -10,34 +12,58 @@ from pydantic import ValidationError
 
 from specc.errors import SpecError, did_you_mean
 from specc.expr import Expr, ExprError
-from specc.ir import Graph, Node
-from specc.load import Document
+from specc.ir import BLOCK_INPUT, Graph, Node, Program
+from specc.load import Document, JsonPath
 from specc.ops import ShapeError, TensorType, get_op
+from specc.symbolic import Dim, has_dim, render, substitute
+
+MAX_REPEAT = 1000
 
 
-def infer(graph: Graph, doc: Document) -> Graph:
-    """A copy of `graph` with every node's parameters, output type, parameter count and MACs."""
-    graph = copy.deepcopy(graph)
-    values: dict[str, TensorType] = dict(graph.inputs)
+def infer(program: Program, doc: Document) -> Program:
+    """A copy of `program` whose model graph (and every block instance in it) carries shapes and counts."""
+    model = _infer_graph(program.model, dict(program.model.inputs), dict(program.model.constants), program, doc)
+    return Program(model, program.blocks)
+
+
+def _infer_graph(
+    template: Graph, inputs: dict[str, TensorType], env: dict[str, Any], program: Program, doc: Document
+) -> Graph:
+    graph = copy.deepcopy(template)
+    graph.inputs = inputs
+    graph.env = env
+    values: dict[str, TensorType] = dict(inputs)
     for node in graph.nodes:
-        inputs = [values[ref] for ref in node.inputs]
-        _infer_node(node, inputs, graph.constants, doc)
+        _infer_node(node, [values[ref] for ref in node.inputs], env, program, doc, symbolic=graph.is_block)
         assert node.out is not None
         values[node.name] = node.out
     return graph
 
 
-def _infer_node(node: Node, inputs: list[TensorType], constants: dict[str, Any], doc: Document) -> None:
+def _infer_node(
+    node: Node, inputs: list[TensorType], env: dict[str, Any], program: Program, doc: Document, symbolic: bool
+) -> None:
     node.inputs_types = tuple(inputs)
+    scope = {**env, **input_names(inputs)}
+    if node.when is not None and not _condition(node, scope, doc, symbolic):
+        if len(inputs) != 1:
+            raise SpecError(
+                "E206", f"`{node.name}` has a `when` condition, so it needs exactly one input", doc.loc(node.path)
+            )
+        node.present, node.out = False, inputs[0]
+        return
     if node.kind == "sequential":
         current = inputs
         for child in node.children:
-            _infer_node(child, current, constants, doc)
+            _infer_node(child, current, env, program, doc, symbolic)
             assert child.out is not None
             current = [child.out]
         node.out = current[0]
         node.param_count = sum(c.param_count for c in node.children)
         node.macs = sum(c.macs for c in node.children)
+        return
+    if node.kind == "block":
+        _infer_block(node, inputs, env, program, doc)
         return
     op = get_op(node.op)
     assert op is not None
@@ -46,19 +72,21 @@ def _infer_node(node: Node, inputs: list[TensorType], constants: dict[str, Any],
         raise SpecError(
             "E206", f"{node.op} takes {wanted} input(s), but `{node.name}` has {len(inputs)}", doc.loc(node.path)
         )
-    env = {**constants, **_input_names(inputs)}
-    values = {key: _evaluate(value, env, (*node.path, key), doc) for key, value in node.args.items()}
+    values = {key: evaluate(value, scope, (*node.path, key), doc) for key, value in node.args.items()}
     try:
-        node.params = op.Params.model_validate(values)
+        params = op.Params.model_validate(values)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         key = next((p for p in error["loc"] if isinstance(p, str) and p in values), None)
         where = (*node.path, key) if key else node.path
+        shown = render(error.get("input")) if isinstance(error.get("input"), int) else repr(error.get("input"))
         raise SpecError(
             "E104",
-            f"`{key or node.op}` of {node.op} `{node.name}` evaluates to {error.get('input')!r}: {error['msg']}",
+            f"`{key or node.op}` of {node.op} `{node.name}` evaluates to {shown}: {error['msg']}",
             doc.loc(where),
         ) from None
+    # Validation turns Dims into plain ints; keep the symbolic values for the block's class code.
+    node.params = params.model_copy(update={k: v for k, v in values.items() if has_dim(v)})
     try:
         result = op.infer(node.params, inputs)
     except ShapeError as exc:
@@ -67,21 +95,142 @@ def _infer_node(node: Node, inputs: list[TensorType], constants: dict[str, Any],
     node.out, node.param_count, node.macs = result.out, result.params, result.macs
 
 
-def _input_names(inputs: list[TensorType]) -> dict[str, int]:
+def _condition(node: Node, scope: dict[str, Any], doc: Document, symbolic: bool) -> bool:
+    if isinstance(node.when, bool):
+        return node.when
+    assert isinstance(node.when, Expr)
+    value = evaluate(node.when, scope, (*node.path, "when"), doc)
+    if not isinstance(value, bool):
+        raise SpecError(
+            "E102",
+            f"`when` must be a condition (true or false), but `{node.when.source}` is {value!r}",
+            doc.loc((*node.path, "when")),
+        )
+    if symbolic:
+        node.when_source = substitute(node.when.tree, {k: v for k, v in scope.items() if k in node.when.names})
+    return value
+
+
+def _infer_block(node: Node, inputs: list[TensorType], env: dict[str, Any], program: Program, doc: Document) -> None:
+    template = program.blocks[node.op]
+    assert template.block_params is not None
+    if len(inputs) != 1:
+        raise SpecError(
+            "E206", f"block `{node.op}` takes one input, but `{node.name}` has {len(inputs)}", doc.loc(node.path)
+        )
+    for key in node.args:
+        if key not in template.block_params:
+            raise SpecError(
+                "E101",
+                f"block `{node.op}` has no parameter `{key}`",
+                doc.key_loc((*node.path, "args", key)),
+                hint=did_you_mean(key, list(template.block_params)),
+            )
+    count = 1
+    if node.repeat is not None:
+        count = evaluate(node.repeat, {**env, **input_names(inputs)}, (*node.path, "repeat"), doc)
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_REPEAT:
+            raise SpecError(
+                "E104",
+                f"`repeat` must be an integer from 1 to {MAX_REPEAT}, got {count!r}",
+                doc.loc((*node.path, "repeat")),
+            )
+    current = inputs[0]
+    node.instances = []
+    for i in range(int(count)):
+        scope = {**env, **input_names([current]), **({"i": i} if node.repeat is not None else {})}
+        args = _block_args(node, template, scope, doc)
+        seeded_input = _seed(current)
+        body_env = {**template.constants, **{k: Dim.named(v, k) if _is_int(v) else v for k, v in args.items()}}
+        instance = _infer_graph(template, {BLOCK_INPUT: seeded_input}, body_env, program, doc)
+        instance.env = args  # the values as the caller computed them (for the call site)
+        instance.call_input = current
+        node.instances.append(instance)
+        out = instance.node(instance.output).out if instance.output != BLOCK_INPUT else seeded_input
+        assert out is not None
+        current = _rebase(out, args, current)
+        instance.call_output = current
+    node.out = current
+    node.param_count = sum(g.param_count for g in node.instances)
+    node.macs = sum(g.macs for g in node.instances)
+
+
+def _block_args(node: Node, template: Graph, scope: dict[str, Any], doc: Document) -> dict[str, Any]:
+    assert template.block_params is not None
+    args: dict[str, Any] = {}
+    for key, decl in template.block_params.items():
+        path: JsonPath = (*node.path, "args", key)
+        if key in node.args:
+            value = evaluate(node.args[key], scope, path, doc)
+        elif not decl.required:
+            value = decl.default
+        else:
+            raise SpecError(
+                "E103", f"block `{node.op}` needs a value for parameter `{key}`", doc.loc((*node.path, "block"))
+            )
+        ok = {
+            "int": _is_int(value),
+            "bool": isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        }[decl.type]
+        if not ok:
+            raise SpecError(
+                "E102", f"parameter `{key}` of block `{node.op}` is {decl.type}, got {render(value)}", doc.loc(path)
+            )
+        args[key] = value
+    return args
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def dim_names(rank: int) -> tuple[str, ...]:
+    """Names of a block input's sizes, as they appear in block classes: (in_channels, in_height, in_width)..."""
+    return {
+        1: ("in_features",),
+        2: ("in_channels", "in_features"),
+        3: ("in_channels", "in_height", "in_width"),
+        4: ("in_channels", "in_depth", "in_height", "in_width"),
+    }.get(rank, tuple(f"in_size{i}" for i in range(rank)))
+
+
+def _seed(t: TensorType) -> TensorType:
+    """The block input's type with every size named, so the block's class can be written generically."""
+    return TensorType(tuple(Dim.named(int(d), n) for d, n in zip(t.shape, dim_names(t.rank), strict=True)), t.dtype)
+
+
+def _rebase(out: TensorType, args: dict[str, Any], caller_input: TensorType) -> TensorType:
+    """A block's output type in the caller's terms: its symbolic sizes rewritten over the caller's values."""
+    mapping: dict[str, Any] = {**args, **dict(zip(dim_names(caller_input.rank), caller_input.shape, strict=True))}
+    shape = []
+    for d in out.shape:
+        if not isinstance(d, Dim):
+            shape.append(int(d))
+            continue
+        source = substitute(ast.parse(d.source, mode="eval").body, mapping)
+        uses_dims = any(isinstance(v, Dim) for v in mapping.values())
+        shape.append(Dim(int(d), ((f"({source})", 1),), 0) if uses_dims else int(d))
+    return TensorType(tuple(shape), out.dtype)
+
+
+def input_names(inputs: list[TensorType]) -> dict[str, Any]:
     """Sizes of the (first) input that expressions may use: in_channels, in_features, in_rank."""
     if not inputs:
         return {}
     x = inputs[0]
-    names = {"in_rank": x.rank}
+    names: dict[str, Any] = {"in_rank": x.rank}
     if x.rank:
         names["in_channels"] = x.shape[0]
         names["in_features"] = x.shape[-1]
     return names
 
 
-def _evaluate(value: Any, env: dict[str, Any], path: tuple[Any, ...], doc: Document) -> Any:
+def evaluate(value: Any, env: dict[str, Any], path: JsonPath, doc: Document) -> Any:
+    """A spec value with its expressions evaluated. Over symbolic sizes the result is a `Dim` whose
+    source is the expression itself, so block classes print `planes * 4`, not its value."""
     if isinstance(value, list):
-        return [_evaluate(v, env, (*path, i), doc) for i, v in enumerate(value)]
+        return [evaluate(v, env, (*path, i), doc) for i, v in enumerate(value)]
     if not isinstance(value, Expr):
         return value
     try:
@@ -95,4 +244,10 @@ def _evaluate(value: Any, env: dict[str, Any], path: tuple[Any, ...], doc: Docum
                 hint=did_you_mean(exc.name or "", sorted(env)),
             ) from None
         raise SpecError("E303", f"cannot evaluate `{value.source}`: {exc.message}", doc.loc(path)) from None
+    symbolic = any(isinstance(env.get(n), Dim) for n in value.names)
+    # `+ - * // %` keep Dims symbolic by themselves; min/max/`if` pick a value, so record the whole expression.
+    choice = any(isinstance(n, (ast.Call, ast.IfExp)) for n in ast.walk(value.tree))
+    if symbolic and _is_int(result) and (choice or not isinstance(result, Dim)):
+        source = substitute(value.tree, {n: env[n] for n in value.names if n in env})
+        return Dim(int(result), ((f"({source})", 1),), 0)
     return result

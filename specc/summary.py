@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from specc.ir import Graph, Node
+from specc.ops import TensorType
 
 
 @dataclass(frozen=True)
@@ -22,21 +23,42 @@ def rows(graph: Graph) -> list[Row]:
     out: list[Row] = []
 
     def visit(node: Node, prefix: str, depth: int) -> None:
+        if not node.present:
+            return
         assert node.out is not None
         name = f"{prefix}{node.name}"
-        out.append(Row(name, node.op, list(node.out.shape), node.param_count, node.macs, depth))
+        out.append(Row(name, node.op, [int(d) for d in node.out.shape], node.param_count, node.macs, depth))
         for child in node.children:
             visit(child, f"{name}.", depth + 1)
+        for index, instance in enumerate(node.instances):
+            if node.repeated:
+                instance_name = f"{name}.{index}"
+                shape = [int(d) for d in _output(instance).shape]
+                out.append(Row(instance_name, node.op, shape, instance.param_count, instance.macs, depth + 1))
+                visit_graph(instance, f"{instance_name}.", depth + 2)
+            else:
+                visit_graph(instance, f"{name}.", depth + 1)
 
-    for node in graph.nodes:
-        visit(node, "", 0)
+    def visit_graph(g: Graph, prefix: str, depth: int) -> None:
+        for node in g.nodes:
+            visit(node, prefix, depth)
+
+    visit_graph(graph, "", 0)
+    return out
+
+
+def _output(graph: Graph) -> TensorType:
+    if graph.output in graph.inputs:
+        return graph.inputs[graph.output]
+    out = graph.node(graph.output).out
+    assert out is not None
     return out
 
 
 def summary_dict(graph: Graph) -> dict[str, Any]:
     return {
         "name": graph.name,
-        "inputs": {name: {"shape": list(t.shape), "dtype": t.dtype} for name, t in graph.inputs.items()},
+        "inputs": {name: {"shape": [int(d) for d in t.shape], "dtype": t.dtype} for name, t in graph.inputs.items()},
         "layers": [asdict(r) for r in rows(graph)],
         "total_params": graph.param_count,
         "trainable_params": graph.param_count,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from specc.errors import SpecError, SpecErrors, did_you_mean
 from specc.load import Document, JsonPath
 from specc.ops import all_ops
-from specc.spec.document import Spec, layer_models
+from specc.spec.document import BlockLayer, BlockSpec, SequentialLayer, Spec, layer_models
 
 _CONTAINERS = {"sequential"}
 
@@ -40,7 +40,10 @@ def _check_layer_types(doc: Document) -> list[SpecError]:
             item_path = (*path, i)
             op = item if isinstance(item, str) else item.get("op") if isinstance(item, dict) else None
             if isinstance(item, dict) and "op" not in item:
-                errors.append(SpecError("E103", "a layer needs an `op` key naming its type", doc.loc(item_path)))
+                if "block" not in item:
+                    errors.append(
+                        SpecError("E103", "a layer needs an `op` (or `block`) key naming its type", doc.loc(item_path))
+                    )
                 continue
             if not isinstance(op, str):
                 continue
@@ -53,6 +56,11 @@ def _check_layer_types(doc: Document) -> list[SpecError]:
                 walk(item.get("layers"), (*item_path, "layers"))
 
     walk(doc.data.get("layers"), ("layers",))
+    blocks = doc.data.get("blocks")
+    if isinstance(blocks, dict):
+        for name, block in blocks.items():
+            if isinstance(block, dict):
+                walk(block.get("layers"), ("blocks", name, "layers"))
     return errors
 
 
@@ -83,11 +91,13 @@ def _model_at(doc_data: Any, path: JsonPath) -> type[BaseModel] | None:
         node = node[part]  # type: ignore[index]
     if path == ():
         return Spec
+    if isinstance(node, dict) and "block" in node and "op" not in node:
+        return BlockLayer
+    if len(path) == 2 and path[0] == "blocks":
+        return BlockSpec
     if isinstance(node, dict) and isinstance(node.get("op"), str):
         op = node["op"]
         if op == "sequential":
-            from specc.spec.document import SequentialLayer
-
             return SequentialLayer
         return layer_models().get(op)
     return None

@@ -14,6 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from specc.symbolic import Dim, has_dim
+
 DType = Literal["float32", "float64", "float16", "bfloat16", "int64", "int32", "bool"]
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
 INT_DTYPES = ("int64", "int32")
@@ -85,7 +87,12 @@ class Call:
 
 
 def literal(value: Any) -> str:
-    """Python source for a spec value: only numbers, bools, None, strings, and lists/tuples of them."""
+    """Python source for a spec value: only numbers, bools, None, strings, and lists/tuples of them.
+
+    A symbolic size (inside a block's class) prints as its expression, e.g. `planes * 4`.
+    """
+    if isinstance(value, Dim):
+        return value.source
     if isinstance(value, (list, tuple)):
         inner = ", ".join(literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
@@ -100,7 +107,7 @@ def kwargs_without_defaults(params: OpParams, names: Sequence[str]) -> tuple[tup
     out = []
     for name in names:
         value = getattr(params, name)
-        if value != fields[name].default:
+        if has_dim(value) or value != fields[name].default:
             out.append((name, value))
     return tuple(out)
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag, create_model, model_v
 
 from specc.ops import all_ops
 from specc.ops.base import DType, PosInt
-from specc.spec.types import ClassName, Identifier, Scalar, StrictModel, widen
+from specc.spec.types import ClassName, ExprStr, Identifier, Scalar, StrictModel, widen
 
 SPEC_VERSION = 1
 
@@ -26,7 +26,8 @@ class InputSpec(StrictModel):
     dtype: DType = "float32"
 
 
-Ref = Identifier
+# A reference to an input (`x`) or an earlier layer; unknown names are reported by the resolver.
+Ref = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 Refs = Ref | Annotated[list[Ref], Field(min_length=1)]
 
 
@@ -35,6 +36,11 @@ class NodeBase(StrictModel):
 
     name: Identifier | None = Field(default=None, description="Attribute name in model.py; default: op stem + number.")
     in_: Refs | None = Field(default=None, alias="in", description="Input node name(s); default: the previous layer.")
+    when: bool | ExprStr | None = Field(
+        default=None,
+        description="Keep this layer only if the condition holds (e.g. `stride != 1 or in_channels != planes`);"
+        " otherwise references to it mean its input.",
+    )
 
 
 class SequentialLayer(NodeBase):
@@ -44,11 +50,23 @@ class SequentialLayer(NodeBase):
     layers: Annotated[list[LayerItem], Field(min_length=1)]
 
 
+class BlockLayer(NodeBase):
+    """An instance of a block from `blocks:` (its own nn.Module class); with `repeat`, an nn.Sequential of them."""
+
+    block: ClassName
+    args: dict[Identifier, Scalar | ExprStr] = Field(
+        default_factory=dict, description="Values of the block's parameters; with `repeat`, `i` is the index."
+    )
+    repeat: PosInt | ExprStr | None = Field(default=None, description="Number of instances, numbered 0, 1, ...")
+
+
 def _layer_tag(value: Any) -> str | None:
     if isinstance(value, str):
         return "shorthand"
     if isinstance(value, dict):
         op = value.get("op")
+        if op is None and "block" in value:
+            return "block"
         return op if isinstance(op, str) else None
     return None
 
@@ -71,6 +89,7 @@ def layer_models() -> dict[str, type[BaseModel]]:
 def _layer_union() -> Any:
     members = [Annotated[model, Tag(name)] for name, model in layer_models().items()]
     members.append(Annotated[SequentialLayer, Tag("sequential")])
+    members.append(Annotated[BlockLayer, Tag("block")])
     shorthand = Literal[
         tuple(
             n
@@ -85,6 +104,44 @@ def _layer_union() -> Any:
 LayerItem = _layer_union()
 SequentialLayer.model_rebuild()
 
+ParamType = Literal["int", "float", "bool"]
+
+
+class BlockParam(StrictModel):
+    """A typed block parameter with an optional default."""
+
+    type: ParamType
+    default: Scalar | None = None
+
+    @model_validator(mode="after")
+    def _default_matches_type(self) -> BlockParam:
+        expected = {"int": int, "float": (int, float), "bool": bool}[self.type]
+        if self.default is not None and (
+            not isinstance(self.default, expected) or (self.type != "bool" and isinstance(self.default, bool))
+        ):
+            raise ValueError(f"default {self.default!r} is not a valid {self.type}")
+        return self
+
+
+class BlockSpec(StrictModel):
+    """A reusable, parametrised block: becomes its own nn.Module class. Its input is named `x`."""
+
+    params: dict[Identifier, ParamType | BlockParam] = Field(
+        default_factory=dict, description="Parameters: a type (required) or {type, default}."
+    )
+    layers: Annotated[list[LayerItem], Field(min_length=1)]  # type: ignore[valid-type]
+    output: Ref | None = Field(default=None, description="The node whose value forward returns; default: the last.")
+
+    @model_validator(mode="after")
+    def _names_free(self) -> BlockSpec:
+        for name in self.params:
+            if name.startswith("in_") or name == "i":
+                raise ValueError(f"block parameter `{name}`: names `i` and `in_*` are reserved for indices and input sizes")
+        return self
+
+    def param_decls(self) -> dict[str, BlockParam]:
+        return {k: BlockParam(type=v) if isinstance(v, str) else v for k, v in self.params.items()}
+
 
 class Spec(StrictModel):
     """A specc network spec."""
@@ -97,6 +154,7 @@ class Spec(StrictModel):
     params: dict[Identifier, Scalar] = Field(
         default_factory=dict, description="Constants usable in expressions, e.g. `num_classes: 10`."
     )
+    blocks: dict[ClassName, BlockSpec] = Field(default_factory=dict, description="Reusable blocks, by class name.")
     layers: Annotated[list[LayerItem], Field(min_length=1)]  # type: ignore[valid-type]
     output: Ref | None = Field(default=None, description="The node whose value forward returns; default: the last.")
 
