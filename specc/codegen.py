@@ -121,10 +121,13 @@ _SIZE_ABBREVIATIONS = {"in_channels": "C", "in_depth": "D", "in_height": "H", "i
 _SIZE_NAME = re.compile(r"\b(" + "|".join(_SIZE_ABBREVIATIONS) + r")\b")
 
 
+MAX_SIZE_CHARS = 40  # a longer symbolic size prints as `*` in comments
+
+
 def describe(t: TensorType) -> str:
     """A shape for a comment, symbolic sizes as expressions: (B, planes * 4, (H - 1) // stride + 1, ...)."""
-    text = "(" + ", ".join(["B", *(render(d) for d in t.shape)]) + ")"
-    return _SIZE_NAME.sub(lambda m: _SIZE_ABBREVIATIONS[m.group(1)], text)
+    sizes = [_SIZE_NAME.sub(lambda m: _SIZE_ABBREVIATIONS[m.group(1)], render(d)) for d in t.shape]
+    return "(" + ", ".join(["B", *(s if len(s) <= MAX_SIZE_CHARS else "*" for s in sizes)]) + ")"
 
 
 class _ClassPlanner:
@@ -185,7 +188,10 @@ class _ClassPlanner:
 
     def _signature(self, graph: Graph) -> tuple[Any, ...]:
         """What an instance prints in its class's `__init__`, node by node (None where the node is absent)."""
-        return tuple(tuple(self._init_lines(n)) if n.present else None for n in graph.nodes)
+        return (
+            tuple(_var_lines(graph)),
+            *(tuple(self._init_lines(n)) if n.present else None for n in graph.nodes),
+        )
 
     def _init_lines(self, node: Node) -> list[str]:
         op = get_op(node.op) if node.kind == "op" else None
@@ -244,7 +250,7 @@ class _ClassPlanner:
         return [d for d in dim_names(instance.call_input.rank) if d in used] + list(instance.block_params or {})
 
     def class_context(self, graph: Graph, class_name: str, group: list[Graph]) -> ClassContext:
-        init_lines: list[str] = []
+        init_lines: list[str] = _var_lines(graph)
         forward_lines = [f"# {name}: {describe(t)}" for name, t in graph.inputs.items()]
         canonical = _aliases(graph, group)
         remaining = _consumers(graph, group, canonical)
@@ -308,6 +314,10 @@ def _with_comment(lines: list[str], comment: str, suffix: str, indent: int) -> l
     if indent + len(last) <= LINE_LENGTH:
         return [*lines[:-1], last]
     return [f"# {comment}", *lines[:-1], f"{lines[-1]}{suffix}"]
+
+
+def _var_lines(graph: Graph) -> list[str]:
+    return [f"{name} = {render(value)}" for name, value in graph.var_values.items()]
 
 
 def _walk(nodes: list[Node]) -> list[Node]:

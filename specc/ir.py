@@ -63,6 +63,8 @@ class Graph:
     constants: dict[str, Any] = field(default_factory=dict)
     # Blocks only: declared parameters, and after inference this instance's argument values.
     block_params: dict[str, BlockParam] | None = None
+    block_vars: dict[str, Any] = field(default_factory=dict)  # name -> Expr or number, as written
+    var_values: dict[str, Any] = field(default_factory=dict)  # after inference: name -> value (Dim)
     env: dict[str, Any] = field(default_factory=dict)
     call_input: TensorType | None = None  # the instance's input type as its caller sees it
     call_output: TensorType | None = None  # and its output type

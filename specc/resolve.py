@@ -31,6 +31,9 @@ def _block_graph(name: str, block: BlockSpec, spec: Spec, doc: Document) -> Grap
         key: BlockParam(decl.type, decl.default, required=decl.default is None)
         for key, decl in block.param_decls().items()
     }
+    graph.block_vars = {
+        key: _parse_value(value, frozenset(), (*path, "vars", key), doc) for key, value in block.vars.items()
+    }
     graph.constants = dict(spec.params)
     return graph
 

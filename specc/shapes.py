@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from specc.errors import SpecError, did_you_mean
-from specc.expr import Expr, ExprError
+from specc.expr import Expr, ExprError, parse
 from specc.ir import BLOCK_INPUT, Graph, Node, Program
 from specc.load import Document, JsonPath
 from specc.ops import ShapeError, TensorType, get_op
@@ -31,6 +31,12 @@ def _infer_graph(
 ) -> Graph:
     graph = copy.deepcopy(template)
     graph.inputs = inputs
+    env = dict(env)
+    for name, value in graph.block_vars.items():
+        scope = {**env, **input_names(list(inputs.values()))}
+        result = evaluate(value, scope, ("blocks", graph.name, "vars", name), doc)
+        graph.var_values[name] = result
+        env[name] = Dim.named(result, name) if _is_int(result) else result
     graph.env = env
     values: dict[str, TensorType] = dict(inputs)
     for node in graph.nodes:
@@ -201,16 +207,14 @@ def _seed(t: TensorType) -> TensorType:
 
 
 def _rebase(out: TensorType, args: dict[str, Any], caller_input: TensorType) -> TensorType:
-    """A block's output type in the caller's terms: its symbolic sizes rewritten over the caller's values."""
+    """A block's output type in the caller's terms: its symbolic sizes re-evaluated over the caller's values
+    (which are plain numbers at the top level, or the enclosing block's own symbolic sizes)."""
     mapping: dict[str, Any] = {**args, **dict(zip(dim_names(caller_input.rank), caller_input.shape, strict=True))}
     shape = []
     for d in out.shape:
-        if not isinstance(d, Dim):
-            shape.append(int(d))
-            continue
-        source = substitute(ast.parse(d.source, mode="eval").body, mapping)
-        uses_dims = any(isinstance(v, Dim) for v in mapping.values())
-        shape.append(Dim(int(d), ((f"({source})", 1),), 0) if uses_dims else int(d))
+        value = parse(d.source, max_chars=100_000).evaluate(mapping) if isinstance(d, Dim) else int(d)
+        assert int(value) == int(d), f"rebasing {d!r} gave {value!r}"
+        shape.append(value)
     return TensorType(tuple(shape), out.dtype)
 
 

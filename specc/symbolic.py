@@ -68,7 +68,7 @@ class Dim(int):
             return _scale(self, other)
         if not other.terms:
             return _scale(self, other.const)
-        return _atom(int(self) * int(other), f"{operand(self)} * {operand(other)}")
+        return _atom(int(self) * int(other), f"{operand(self, left=True)} * {operand(other)}")
 
     def __rmul__(self, other: Any) -> Any:
         return self.__mul__(other)
@@ -137,7 +137,7 @@ def _binary(a: Any, b: Any, op: str, fn: Any) -> Any:
         return a
     if not isinstance(a, Dim) and not isinstance(b, Dim):
         return value
-    return _atom(value, f"{operand(a)} {op} {operand(b)}")
+    return _atom(value, f"{operand(a, left=op != '**')} {op} {operand(b)}")
 
 
 def render(x: Any) -> str:
@@ -149,7 +149,7 @@ def render(x: Any) -> str:
         magnitude = abs(coef)
         if magnitude == 1 and (len(x.terms) > 1 or x.const):
             atom = _unwrap_product(atom)
-        text = atom if magnitude == 1 else f"{magnitude} * {atom}"
+        text = atom if magnitude == 1 else f"{atom} * {magnitude}" if atom.isidentifier() else f"{magnitude} * {atom}"
         if not parts:
             parts.append(text if coef > 0 else f"-{text}")
         else:
@@ -160,10 +160,18 @@ def render(x: Any) -> str:
     return source[1:-1] if _is_wrapped_atom(source) else source
 
 
-def operand(x: Any) -> str:
-    """Source of `x` safe to use as an operand of `*`, `//`, `%`."""
+def operand(x: Any, left: bool = False) -> str:
+    """Source of `x` safe to use as an operand of `*`, `//`, `%`.
+
+    A left operand that is itself a product keeps no parentheses (`a * b // 64`): these operators
+    have one precedence and group from the left.
+    """
     text = render(x)
-    return text if text.isidentifier() or (text.lstrip("-").isdigit() and not text.startswith("-")) else f"({text})"
+    if text.isidentifier() or (text.isdigit()):
+        return text
+    if left and _unwrap_product(f"({text})") == text and "**" not in text:
+        return text
+    return f"({text})"
 
 
 _LOW_PRECEDENCE = (" + ", " - ", " if ", " else ", " and ", " or ", "not ", "==", "!=", "<", ">")

@@ -129,14 +129,24 @@ class BlockSpec(StrictModel):
     params: dict[Identifier, ParamType | BlockParam] = Field(
         default_factory=dict, description="Parameters: a type (required) or {type, default}."
     )
+    vars: dict[Identifier, Scalar | ExprStr] = Field(
+        default_factory=dict,
+        description="Named values computed from the parameters, in order (e.g. `width: planes * base_width // 64`);"
+        " they become local variables of the block's __init__.",
+    )
     layers: Annotated[list[LayerItem], Field(min_length=1)]  # type: ignore[valid-type]
     output: Ref | None = Field(default=None, description="The node whose value forward returns; default: the last.")
 
     @model_validator(mode="after")
     def _names_free(self) -> BlockSpec:
-        for name in self.params:
+        for name in self.vars:
+            if name in self.params:
+                raise ValueError(f"`{name}` is both a parameter and a var")
+        for name in [*self.params, *self.vars]:
             if name.startswith("in_") or name == "i":
-                raise ValueError(f"block parameter `{name}`: names `i` and `in_*` are reserved for indices and input sizes")
+                raise ValueError(
+                    f"block parameter `{name}`: names `i` and `in_*` are reserved for indices and input sizes"
+                )
         return self
 
     def param_decls(self) -> dict[str, BlockParam]:
