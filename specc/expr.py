@@ -65,10 +65,13 @@ class Expr:
         return _eval(self.tree, env)
 
 
-def parse(source: str) -> Expr:
-    """Parse and whitelist-check an expression; raises `ExprError("syntax", ...)`."""
-    if len(source) > MAX_EXPR_CHARS:
-        raise ExprError("syntax", f"expression is longer than {MAX_EXPR_CHARS} characters")
+def parse(source: str, max_chars: int = MAX_EXPR_CHARS) -> Expr:
+    """Parse and whitelist-check an expression; raises `ExprError("syntax", ...)`.
+
+    `max_chars` bounds spec text; the compiler's own symbolic sizes may pass a larger bound.
+    """
+    if len(source) > max_chars:
+        raise ExprError("syntax", f"expression is longer than {max_chars} characters")
     try:
         tree = ast.parse(source.strip(), mode="eval").body
     except SyntaxError as exc:
@@ -103,6 +106,10 @@ def _check_node(node: ast.AST, source: str) -> None:
         isinstance(node.value, (str, bytes, complex)) or node.value is None or node.value is Ellipsis
     ):
         raise ExprError("syntax", f"only numbers and booleans may appear as literals (in `{source}`)")
+    if isinstance(node, ast.Constant) and not isinstance(node.value, bool) and not abs(node.value) <= MAX_MAGNITUDE:
+        # `not <=` also catches `1e999`, which Python reads as infinity
+        literal = ast.get_source_segment(source.strip(), node) or repr(node.value)
+        raise ExprError("syntax", f"number {literal} is out of range (in `{source}`)")
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS or node.keywords:
             raise ExprError("syntax", f"only min(...) and max(...) may be called (in `{source}`)")
@@ -135,7 +142,11 @@ def _eval(node: ast.expr, env: Mapping[str, Any]) -> Value:
             result = _BINARY[type(node.op)](left, right)
         except ZeroDivisionError:
             raise ExprError("eval", "division by zero") from None
-        if isinstance(result, complex) or abs(result) > MAX_MAGNITUDE:
+        except OverflowError:  # float ** float beyond the float range
+            raise ExprError("eval", "result is out of range") from None
+        if isinstance(result, complex):  # e.g. (-8) ** 0.5
+            raise ExprError("eval", "result is not a real number")
+        if not abs(result) <= MAX_MAGNITUDE:  # `not <=` also catches NaN (inf - inf)
             raise ExprError("eval", "result is out of range")
         return result  # type: ignore[no-any-return]
     if isinstance(node, ast.BoolOp):

@@ -117,9 +117,7 @@ def load_file(path: str | Path) -> Document:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise SpecError(
-                "E002", f"spec file is {size} bytes; the limit is {MAX_FILE_BYTES}", SourceLoc(name)
-            )
+            raise SpecError("E002", f"spec file is {size} bytes; the limit is {MAX_FILE_BYTES}", SourceLoc(name))
         raw = path.read_bytes()
     except OSError as exc:
         raise SpecError("E001", f"cannot read spec file: {exc.strerror or exc}", SourceLoc(name)) from None
@@ -171,26 +169,64 @@ def _decode(raw: bytes, file: str) -> str:
             "E003", f"spec file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})", SourceLoc(file, line, col)
         ) from None
     if "\x00" in text:
-        offset = text.index("\x00")
-        line = text.count("\n", 0, offset) + 1
-        col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        raise SpecError("E004", "spec file contains a NUL character", SourceLoc(file, line, col))
+        raise SpecError("E004", "spec file contains a NUL character", _offset_loc(text, text.index("\x00"), file))
     return text
+
+
+class _JsonConstant(ValueError):
+    """`NaN`, `Infinity` or `-Infinity` in a JSON file."""
+
+
+# A JSON string (skipped) or a bracket; used to locate problems the `json` module reports without a position.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|(-?Infinity|NaN)|([\[{])|([\]}])')
 
 
 def _check_json(text: str, file: str) -> None:
     """JSON files must be strict JSON: no NaN/Infinity literals, no trailing commas, no comments."""
 
     def refuse_constant(name: str) -> None:
-        raise ValueError(f"{name} is not allowed")
+        raise _JsonConstant(name)
+
+    def ignore_number(literal: str) -> int:
+        return 0  # only the syntax is checked here; `_scalar` range-checks numbers with their position
 
     try:
-        json.loads(text, parse_constant=refuse_constant)
+        json.loads(text, parse_constant=refuse_constant, parse_int=ignore_number, parse_float=ignore_number)
     except json.JSONDecodeError as exc:
         raise SpecError("E004", f"JSON syntax error: {exc.msg}", SourceLoc(file, exc.lineno, exc.colno)) from None
-    except (ValueError, RecursionError) as exc:
-        code = "E009" if isinstance(exc, ValueError) else "E007"
-        raise SpecError(code, f"JSON error: {exc}", SourceLoc(file)) from None
+    except _JsonConstant as exc:
+        raise SpecError(
+            "E009",
+            f"`{exc}` is not allowed: sizes and rates must be finite numbers",
+            _json_locate(text, file, "constant"),
+        ) from None
+    except RecursionError:
+        raise SpecError(
+            "E007", f"nesting is deeper than {MAX_DEPTH} levels", _json_locate(text, file, "depth")
+        ) from None
+
+
+def _json_locate(text: str, file: str, what: str) -> SourceLoc:
+    """Where the first NaN/Infinity literal is, or the bracket that opens nesting level MAX_DEPTH + 1.
+
+    Only called after `json` has parsed everything before the problem, so the tokens are in step.
+    """
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        if what == "constant" and match.group(1):
+            return _offset_loc(text, match.start(1), file)
+        if match.group(2):
+            depth += 1
+            if what == "depth" and depth > MAX_DEPTH:
+                return _offset_loc(text, match.start(2), file)
+        elif match.group(3):
+            depth -= 1
+    return SourceLoc(file)
+
+
+def _offset_loc(text: str, offset: int, file: str) -> SourceLoc:
+    line = text.count("\n", 0, offset) + 1
+    return SourceLoc(file, line, offset - (text.rfind("\n", 0, offset) + 1) + 1)
 
 
 def _construct(
@@ -241,10 +277,13 @@ def _scalar(node: yaml.ScalarNode, loc: SourceLoc) -> Any:
         _INT10.match(value) or _INT8.match(value) or _INT16.match(value)
     ):
         base = 8 if value.startswith("0o") else 16 if value.startswith("0x") else 10
-        number = int(value[2:] if base != 10 else value, base)
-        if abs(number) > MAX_INT:
+        digits = (value[2:] if base != 10 else value.lstrip("+-")).lstrip("0") or "0"
+        # Python refuses to convert decimal strings of more than 4300 digits; no int64 has 20.
+        number = int(digits, base) if len(digits) <= 20 else MAX_INT + 1
+        if number > MAX_INT:
             shown = value if len(value) <= 30 else value[:30] + "..."
             raise SpecError("E010", f"integer {shown} is too large", loc)
+        number = -number if value.startswith("-") else number
         return float(number) if tag.endswith(":float") else number
     if tag in (_PLAIN, "tag:yaml.org,2002:float") and _FLOAT.match(value):
         number_f = float(value)
