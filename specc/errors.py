@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -73,11 +74,11 @@ class SpecError(Exception):
         return self.format()
 
     def format(self) -> str:
-        where = f"{self.loc}: " if self.loc else ""
-        lines = [f"{where}error[{self.code}]: {self.message}"]
-        lines += [f"  note: {note}" for note in self.notes]
+        where = f"{printable(str(self.loc))}: " if self.loc else ""
+        lines = [f"{where}error[{self.code}]: {printable(self.message)}"]
+        lines += [f"  note: {printable(note)}" for note in self.notes]
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {printable(self.hint)}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
@@ -101,6 +102,19 @@ class SpecErrors(Exception):
 
     def format(self) -> str:
         return "\n".join(e.format() for e in self.errors)
+
+
+def printable(text: str) -> str:
+    """Spec text as it may reach a terminal or CI log: control, line-separator and bidi characters are
+    escaped, so a spec cannot forge a diagnostic line or reorder what the reader sees."""
+    out = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            out.append(ch.encode("unicode_escape").decode("ascii") if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str | None:

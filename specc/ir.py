@@ -28,6 +28,7 @@ class Node:
     inputs: tuple[str, ...]
     path: JsonPath
     children: list[Node] = field(default_factory=list)  # sequential
+    label: str = ""  # how diagnostics name the node when `name` alone is ambiguous (`features.3`)
     when: Expr | bool | None = None
     repeat: int | Expr | None = None  # block
     # Filled in by shape inference (specc.shapes):

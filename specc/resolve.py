@@ -110,6 +110,7 @@ def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Docu
         assert op is not None
         return Node(namespace.create(op.prefix), "op", item, {}, (), path)
     if isinstance(item, SequentialLayer):
+        name = item.name or namespace.create("seq")
         children = []
         for j, child in enumerate(item.layers):
             child_path = (*path, "layers", j)
@@ -122,8 +123,8 @@ def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Docu
                     )
             child_node = _node(child, child_path, Namespace(), spec, doc)
             child_node.name = str(j)
+            child_node.label = f"{name}.{j}"
             children.append(child_node)
-        name = item.name or namespace.create("seq")
         return Node(name, "sequential", "sequential", {}, (), path, children=children, when=when)
     if isinstance(item, BlockLayer):
         if item.block not in spec.blocks:

@@ -40,10 +40,35 @@ def _infer_graph(
     graph.env = env
     values: dict[str, TensorType] = dict(inputs)
     for node in graph.nodes:
-        _infer_node(node, [values[ref] for ref in node.inputs], env, program, doc, symbolic=graph.is_block)
+        try:
+            _infer_node(node, [values[ref] for ref in node.inputs], env, program, doc, symbolic=graph.is_block)
+        except SpecError as exc:
+            if exc.code == "E201":
+                exc.notes += _provenance(graph, node, doc)
+            raise
         assert node.out is not None
         values[node.name] = node.out
     return graph
+
+
+def _provenance(graph: Graph, node: Node, doc: Document) -> list[str]:
+    """Where a node's input came from: the layer that produced it (and what a flatten flattened)."""
+    notes = []
+    for ref in node.inputs:
+        if ref in graph.inputs:
+            notes.append(f"the input is the model input `{ref}` {graph.inputs[ref].describe()}")
+            continue
+        producer = graph.node(ref)
+        assert producer.out is not None
+        text = (
+            f"{doc.loc(producer.path)}: the input comes from {producer.op} `{producer.name}`, {producer.out.describe()}"
+        )
+        if producer.op == "flatten" and producer.inputs_types:
+            before = producer.inputs_types[0]
+            sizes = "*".join(str(d) for d in before.shape)
+            text += f", flattened from {before.describe()}: {sizes} = {producer.out.shape[-1]}"
+        notes.append(text)
+    return notes
 
 
 def _infer_node(
@@ -82,23 +107,45 @@ def _infer_node(
     try:
         params = op.Params.model_validate(values)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        key = next((p for p in error["loc"] if isinstance(p, str) and p in values), None)
-        where = (*node.path, key) if key else node.path
-        shown = render(error.get("input")) if isinstance(error.get("input"), int) else repr(error.get("input"))
-        raise SpecError(
-            "E104",
-            f"`{key or node.op}` of {node.op} `{node.name}` evaluates to {shown}: {error['msg']}",
-            doc.loc(where),
-        ) from None
+        raise _parameter_error(node, values, exc, doc) from None
     # Validation turns Dims into plain ints; keep the symbolic values for the block's class code.
     node.params = params.model_copy(update={k: v for k, v in values.items() if has_dim(v)})
     try:
         result = op.infer(node.params, inputs)
     except ShapeError as exc:
         where = (*node.path, exc.field) if exc.field and exc.field in node.args else node.path
-        raise SpecError(exc.code, f"{node.op} `{node.name}`: {exc.message}", doc.loc(where), hint=exc.hint) from None
+        message = exc.message.removeprefix(f"{node.op} ").removeprefix(f"{node.op}: ")
+        raise SpecError(
+            exc.code, f"{node.op} `{node.label or node.name}`: {message}", doc.loc(where), hint=exc.hint
+        ) from None
     node.out, node.param_count, node.macs = result.out, result.params, result.macs
+
+
+def _parameter_error(node: Node, values: dict[str, Any], exc: ValidationError, doc: Document) -> SpecError:
+    """A parameter whose value (usually an expression's result) the op's schema refuses."""
+    error = exc.errors(include_url=False)[0]
+    key = next((p for p in error["loc"] if isinstance(p, str) and p in values), None)
+    where = (*node.path, key) if key else node.path
+    value = error.get("input")
+    written = node.args.get(key) if key else None
+    source = f" = `{written.source}`" if isinstance(written, Expr) else ""
+    shown = render(value) if isinstance(value, int) else repr(value)
+    what = f"`{key}`{source} of {node.op} `{node.label or node.name}`"
+    if error["type"] == "int_type" and isinstance(value, float):
+        return SpecError(
+            "E104", f"{what} evaluates to {shown}, not an integer", doc.loc(where), hint="use `//` for integer division"
+        )
+    if error["type"] in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = next(iter((error.get("ctx") or {}).values()), "?")
+        relation = {
+            "greater_than_equal": "at least",
+            "greater_than": "more than",
+            "less_than_equal": "at most",
+            "less_than": "less than",
+        }[error["type"]]
+        return SpecError("E104", f"{what} must be {relation} {bound}, but it is {shown}", doc.loc(where))
+    message = error["msg"].removeprefix("Input should be ")
+    return SpecError("E104", f"{what} must be {message}, but it is {shown}", doc.loc(where))
 
 
 def _condition(node: Node, scope: dict[str, Any], doc: Document, symbolic: bool) -> bool:
@@ -109,7 +156,8 @@ def _condition(node: Node, scope: dict[str, Any], doc: Document, symbolic: bool)
     if not isinstance(value, bool):
         raise SpecError(
             "E102",
-            f"`when` must be a condition (true or false), but `{node.when.source}` is {value!r}",
+            f"`when` must be a condition (true or false), but `{node.when.source}` is"
+            f" {int(value) if _is_int(value) else value!r}",
             doc.loc((*node.path, "when")),
         )
     if symbolic:
@@ -148,7 +196,13 @@ def _infer_block(node: Node, inputs: list[TensorType], env: dict[str, Any], prog
         args = _block_args(node, template, scope, doc)
         seeded_input = _seed(current)
         body_env = {**template.constants, **{k: Dim.named(v, k) if _is_int(v) else v for k, v in args.items()}}
-        instance = _infer_graph(template, {BLOCK_INPUT: seeded_input}, body_env, program, doc)
+        try:
+            instance = _infer_graph(template, {BLOCK_INPUT: seeded_input}, body_env, program, doc)
+        except SpecError as exc:
+            where = f"{node.label or node.name}.{i}" if node.repeat is not None else node.label or node.name
+            arguments = ", ".join(f"{k}={render(v)}" for k, v in args.items())
+            exc.notes.append(f"{doc.loc(node.path)}: in `{where}`, an instance of block `{node.op}`({arguments})")
+            raise
         instance.env = args  # the values as the caller computed them (for the call site)
         instance.call_input = current
         node.instances.append(instance)

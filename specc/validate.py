@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from specc.errors import SpecError, SpecErrors, did_you_mean
+from specc.errors import SourceLoc, SpecError, SpecErrors, did_you_mean
 from specc.load import Document, JsonPath
+from specc.naming import class_name_problem, name_problem
 from specc.ops import all_ops
 from specc.spec.document import BlockLayer, BlockSpec, SequentialLayer, Spec, layer_models
 
@@ -121,14 +122,18 @@ def _translate(exc: ValidationError, doc: Document) -> list[SpecError]:
         grouped.setdefault((path, error["type"] if error["type"] in ("extra_forbidden", "missing") else ""), []).append(
             error
         )
+    shadowing = [p for p, _ in grouped]
     results: list[SpecError] = []
     for (path, kind), errors in grouped.items():
+        deeper = any(len(other) > len(path) and other[: len(path)] == path for other in shadowing)
+        if deeper and not kind and all(e["type"].endswith("_type") for e in errors):
+            continue  # another branch of a union got further (e.g. `stride: [1, 0]`): report that one
         field = next((str(p) for p in reversed(path) if isinstance(p, str)), "spec")
         if kind == "extra_forbidden":
             parent = path[:-1]
             model = _model_at(doc.data, parent)
             key = str(path[-1])
-            owner = f" in `{_describe(doc.data, parent)}`" if parent else ""
+            owner = f" in {_describe(doc.data, parent)}" if parent else ""
             results.append(
                 SpecError(
                     "E101",
@@ -142,7 +147,7 @@ def _translate(exc: ValidationError, doc: Document) -> list[SpecError]:
             for error in errors:
                 missing = str(error["loc"][-1])
                 owner = _describe(doc.data, path)
-                results.append(SpecError("E103", f"`{owner}` is missing required key `{missing}`", doc.loc(path)))
+                results.append(SpecError("E103", f"{owner} is missing required key `{missing}`", doc.loc(path)))
             continue
         results.append(_value_error(path, field, errors, doc))
     return results
@@ -155,14 +160,21 @@ def _describe(data: Any, path: JsonPath) -> str:
     if isinstance(node, dict) and isinstance(node.get("op"), str):
         name = node.get("name")
         return f"{node['op']} layer" + (f" `{name}`" if isinstance(name, str) else "")
-    return ".".join(str(p) for p in path) or "spec"
+    if isinstance(node, dict) and isinstance(node.get("block"), str):
+        return f"use of block `{node['block']}`"
+    return f"`{'.'.join(str(p) for p in path)}`" if path else "the spec"
+
+
+MAX_SHOWN_CHARS = 40
+_NAME_FIELDS = ("name", "in", "output", "block")
 
 
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()} (a boolean)"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        text = value if len(value) <= MAX_SHOWN_CHARS else value[:MAX_SHOWN_CHARS] + "..."
+        return f"the string {text!r}"
     if isinstance(value, (dict, list)):
         return "a mapping" if isinstance(value, dict) else "a list"
     if value is None:
@@ -170,9 +182,56 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
+def _name_error(path: JsonPath, field: str, value: Any, loc: SourceLoc, is_key: bool) -> SpecError | None:
+    """Names get the naming authority's reason, not a type error."""
+    if field not in _NAME_FIELDS and not is_key:
+        return None
+    if not isinstance(value, str):
+        return SpecError("E102", f"`{field}` expects a name, got {_shown(value)}", loc)
+    class_name = path in (("name",),) or field == "block" or (path[:1] == ("blocks",) and len(path) == 2)
+    problem = class_name_problem(value) if class_name else name_problem(value)
+    if problem is None:
+        return None
+    bad = next((ch for ch in value if not (ch.isascii() and (ch.isalnum() or ch == "_"))), None)
+    if bad is not None:
+        problem += f"; {bad!r} (U+{ord(bad):04X}) is not allowed"
+    return SpecError("E106", f"invalid name {_shown(value)[11:]}: {problem}", loc)
+
+
 def _value_error(path: JsonPath, field: str, errors: list[dict[str, Any]], doc: Document) -> SpecError:
     value = errors[0].get("input")
     loc = doc.loc(path)
+    kinds = {e["type"] for e in errors}
+    is_key = any("[key]" in e["loc"] for e in errors)
+    named = _name_error(path, field, value, loc, is_key)
+    if named is not None:
+        return named
+    if kinds & {"union_tag_invalid", "union_tag_not_found"}:
+        if isinstance(value, dict):
+            return SpecError(
+                "E102", f"`op` must be a layer type name, got {_shown(value.get('op'))}", doc.loc((*path, "op"))
+            )
+        return SpecError(
+            "E102", f"a layer must be a mapping with an `op` (or `block`) key, or an op name; got {_shown(value)}", loc
+        )
+    if path == ("specc",):
+        return SpecError("E104", f"spec version {_shown(value)} is not supported; this specc reads version 1", loc)
+    for error in errors:
+        ctx = error.get("ctx") or {}
+        if error["type"] == "too_short" and ctx.get("actual_length") == 0:
+            return SpecError("E104", f"`{field}` must not be empty", loc)
+        if error["type"] in ("too_short", "too_long") and ctx.get("min_length") == ctx.get("max_length"):
+            return SpecError(
+                "E104", f"`{field}` needs {ctx.get('max_length')} values, got {ctx.get('actual_length')}", loc
+            )
+        if error["type"] in ("too_short", "too_long"):
+            limit = ctx.get("min_length") if error["type"] == "too_short" else ctx.get("max_length")
+            side = "at least" if error["type"] == "too_short" else "at most"
+            return SpecError("E104", f"`{field}` needs {side} {limit} values, got {ctx.get('actual_length')}", loc)
+        if error["type"] == "string_too_long":
+            return SpecError(
+                "E104", f"`{field}` is {len(value)} characters long; the limit is {ctx.get('max_length')}", loc
+            )
     type_errors = [
         e for e in errors if e["type"].endswith("_type") or e["type"] in ("literal_error", "union_tag_invalid")
     ]
@@ -182,8 +241,7 @@ def _value_error(path: JsonPath, field: str, errors: list[dict[str, Any]], doc: 
         message = first["msg"]
         if first["type"] == "value_error":
             message = message.removeprefix("Value error, ")
-            code = "E106" if field in ("name", "in") or "name" in message or "identifier" in message else "E104"
-            return SpecError(code, f"`{field}`: {message}", loc)
+            return SpecError("E104", message if field == "spec" else f"`{field}`: {message}", loc)
         return SpecError("E104", f"`{field}` {_must(message)}, got {_shown(value)}", loc)
     expected = list(dict.fromkeys(_expectation(e) for e in errors))
     hint = None
@@ -198,7 +256,7 @@ def _expectation(error: dict[str, Any]) -> str:
         "int_type": "an integer",
         "float_type": "a number",
         "bool_type": "a boolean",
-        "string_type": "an expression string",
+        "string_type": "an expression",
         "string_pattern_mismatch": "an expression",
         "list_type": "a list",
         "dict_type": "a mapping",

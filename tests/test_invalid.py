@@ -124,18 +124,7 @@ def test_build_refuses_and_writes_nothing(
         assert err == read_expected(name), mismatch(name, read_expected(name), err)
 
 
-_FORGED = "a key holding a newline forges a diagnostic line: user text in messages is not escaped yet"
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=_FORGED))
-        if n.startswith("control_characters")
-        else n
-        for n in CASES
-    ],
-)
+@pytest.mark.parametrize("name", CASES)
 def test_diagnostics_are_located_in_the_file(name: str) -> None:
     """Each diagnostic line is `<path>:<line>:<col>: error[Ennn]: ...` (notes and hints are indented),
     its code is registered, and its position lies inside the file."""

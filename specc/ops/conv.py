@@ -95,11 +95,20 @@ class _ConvNd(Op):
                 for i in range(n):
                     effective = d[i] * (k[i] - 1) + 1
                     padded = spatial[i] + 2 * pad[i]
+                    if p.padding_mode in ("reflect", "circular") and pad[i] > spatial[i] - (
+                        p.padding_mode == "reflect"
+                    ):
+                        raise ShapeError(
+                            "E202",
+                            f"padding {pad[i]} is too large for {p.padding_mode} padding"
+                            f" of an input of size {spatial[i]}",
+                            field="padding",
+                        )
                     if effective > padded:
                         raise ShapeError(
                             "E202",
-                            f"kernel size {effective} (dilated) is larger than the padded input size {padded}"
-                            f" (input {x.describe()})",
+                            f"kernel size {effective}{' (dilated)' if d[i] > 1 else ''} is larger than"
+                            f" the padded input size {padded} (input {x.describe()})",
                             field="kernel_size",
                         )
                     out_sp.append((padded - effective) // s[i] + 1)

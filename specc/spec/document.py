@@ -60,13 +60,16 @@ class BlockLayer(NodeBase):
     repeat: PosInt | ExprStr | None = Field(default=None, description="Number of instances, numbered 0, 1, ...")
 
 
+BLOCK_TAG = "block use"  # not a possible key, so error locations never mistake it for one
+
+
 def _layer_tag(value: Any) -> str | None:
     if isinstance(value, str):
         return "shorthand"
     if isinstance(value, dict):
         op = value.get("op")
         if op is None and "block" in value:
-            return "block"
+            return BLOCK_TAG
         return op if isinstance(op, str) else None
     return None
 
@@ -89,7 +92,7 @@ def layer_models() -> dict[str, type[BaseModel]]:
 def _layer_union() -> Any:
     members = [Annotated[model, Tag(name)] for name, model in layer_models().items()]
     members.append(Annotated[SequentialLayer, Tag("sequential")])
-    members.append(Annotated[BlockLayer, Tag("block")])
+    members.append(Annotated[BlockLayer, Tag(BLOCK_TAG)])
     shorthand = Literal[
         tuple(
             n
@@ -170,6 +173,9 @@ class Spec(StrictModel):
 
     @model_validator(mode="after")
     def _one_input_form(self) -> Spec:
+        for name in self.params:
+            if name.startswith("in_") or name == "i":
+                raise ValueError(f"parameter `{name}`: names `i` and `in_*` are reserved for indices and input sizes")
         if (self.input is None) == (self.inputs is None):
             raise ValueError("give exactly one of `input` (a single input) or `inputs` (named inputs)")
         if self.inputs is not None and not self.inputs:
