@@ -1,7 +1,5 @@
 """Activations: element-wise nonlinearities, and softmax/log-softmax over one dim. They count 0 MACs."""
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from specc.ops.base import (

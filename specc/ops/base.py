@@ -5,8 +5,6 @@ ops of kind "module" become `self.<name> = <Call>` in `__init__` and `x = self.<
 `forward`, ops of kind "function" are printed straight into `forward` with their inputs as arguments.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field

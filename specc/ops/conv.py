@@ -1,7 +1,5 @@
 """Convolutions: conv1d/2d/3d and their transposes, with PyTorch's exact output-size formulas."""
 
-from __future__ import annotations
-
 import math
 from typing import Annotated, Literal
 

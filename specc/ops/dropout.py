@@ -1,7 +1,5 @@
 """Dropout: element-wise, and channel-wise over (C, H, W) feature maps."""
 
-from __future__ import annotations
-
 from specc.ops.base import (
     Call,
     Inferred,

@@ -1,7 +1,5 @@
 """Embedding lookup: integer indices in, float vectors out. A lookup counts 0 MACs."""
 
-from __future__ import annotations
-
 from specc.ops.base import (
     INT_DTYPES,
     Call,

@@ -1,7 +1,5 @@
 """Fully connected and pass-through layers."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from specc.ops.base import (

@@ -1,7 +1,5 @@
 """Merges of several inputs, computed in `forward`: element-wise add/mul (with broadcasting) and concat."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from specc.ops.base import Call, Inferred, Op, OpParams, ShapeError, TensorType

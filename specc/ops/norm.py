@@ -4,8 +4,6 @@ Parameter counts are those of `parameters()` (running statistics are buffers, no
 Normalization counts 0 MACs, as torchvision's published GFLOPs do.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Annotated
 

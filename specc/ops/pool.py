@@ -3,8 +3,6 @@
 Pooling counts 0 MACs (torchvision's published GFLOPs ignore it) and has no parameters.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from pydantic import Field

@@ -4,8 +4,6 @@ Dims count the batch as dim 0, exactly as `nn.Flatten`/`nn.Unflatten` do; specc 
 so an op may not fold the batch into another dim.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Annotated, Literal
 

@@ -5,8 +5,6 @@ widened to also accept an expression, plus the node fields every layer shares (`
 `in`). Adding an op therefore adds it to the document and the schema with no edit here.
 """
 
-from __future__ import annotations
-
 from functools import cache
 from typing import Annotated, Any, Literal, Union
 
@@ -47,7 +45,7 @@ class SequentialLayer(NodeBase):
     """An `nn.Sequential` container; its children are numbered 0, 1, ... as in torchvision."""
 
     op: Literal["sequential"]
-    layers: Annotated[list[LayerItem], Field(min_length=1)]
+    layers: Annotated[list["LayerItem"], Field(min_length=1)]
 
 
 class BlockLayer(NodeBase):
@@ -117,7 +115,7 @@ class BlockParam(StrictModel):
     default: Scalar | None = None
 
     @model_validator(mode="after")
-    def _default_matches_type(self) -> BlockParam:
+    def _default_matches_type(self) -> "BlockParam":
         expected = {"int": int, "float": (int, float), "bool": bool}[self.type]
         if self.default is not None and (
             not isinstance(self.default, expected) or (self.type != "bool" and isinstance(self.default, bool))
@@ -141,7 +139,7 @@ class BlockSpec(StrictModel):
     output: Ref | None = Field(default=None, description="The node whose value forward returns; default: the last.")
 
     @model_validator(mode="after")
-    def _names_free(self) -> BlockSpec:
+    def _names_free(self) -> "BlockSpec":
         for name in self.vars:
             if name in self.params:
                 raise ValueError(f"`{name}` is both a parameter and a var")
@@ -172,7 +170,7 @@ class Spec(StrictModel):
     output: Ref | None = Field(default=None, description="The node whose value forward returns; default: the last.")
 
     @model_validator(mode="after")
-    def _one_input_form(self) -> Spec:
+    def _one_input_form(self) -> "Spec":
         for name in self.params:
             if name.startswith("in_") or name == "i":
                 raise ValueError(f"parameter `{name}`: names `i` and `in_*` are reserved for indices and input sizes")

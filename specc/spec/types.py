@@ -1,7 +1,5 @@
 """Shared field types of the spec document."""
 
-from __future__ import annotations
-
 import types
 import typing
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
