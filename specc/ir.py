@@ -37,6 +37,7 @@ class Node:
     inputs_types: tuple[TensorType, ...] = ()
     out: TensorType | None = None
     param_count: int = 0
+    tensors: dict[str, int] = field(default_factory=dict)  # parameter name -> size, as named_parameters()
     macs: int = 0
     instances: list[Graph] = field(default_factory=list)  # block: one inferred body per instance
     when_source: str | None = None  # the condition, in the enclosing class's names

@@ -119,6 +119,7 @@ def _infer_node(
             exc.code, f"{node.op} `{node.label or node.name}`: {message}", doc.loc(where), hint=exc.hint
         ) from None
     node.out, node.param_count, node.macs = result.out, result.params, result.macs
+    node.tensors = result.parameters()
 
 
 def _parameter_error(node: Node, values: dict[str, Any], exc: ValidationError, doc: Document) -> SpecError:

@@ -55,6 +55,29 @@ def _output(graph: Graph) -> TensorType:
     return out
 
 
+def parameters(graph: Graph) -> dict[str, int]:
+    """Every parameter's qualified name and size, in `model.named_parameters()` order."""
+    out: dict[str, int] = {}
+
+    def visit(node: Node, prefix: str) -> None:
+        if not node.present:
+            return
+        name = f"{prefix}{node.name}"
+        for tensor, size in node.tensors.items():
+            out[f"{name}.{tensor}"] = size
+        for child in node.children:
+            visit(child, f"{name}.")
+        for index, instance in enumerate(node.instances):
+            visit_graph(instance, f"{name}.{index}." if node.repeated else f"{name}.")
+
+    def visit_graph(g: Graph, prefix: str) -> None:
+        for node in g.nodes:
+            visit(node, prefix)
+
+    visit_graph(graph, "")
+    return out
+
+
 def summary_dict(graph: Graph) -> dict[str, Any]:
     return {
         "name": graph.name,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from specc.compiler import analyze
-from specc.summary import rows
+from specc.summary import parameters, rows
 from tests.generated import SPECS, build, import_generated
 
 EXPECTED_PARAMS = {
@@ -25,19 +26,33 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {spec.stem: build(spec, root / spec.stem) for spec in SPECS}
 
 
+_MODELS: dict[Path, Any] = {}
+
+
+def generated_model(directory: Path) -> Any:
+    """The generated module's freshly built model, built once per test session (the zoo is large)."""
+    if directory not in _MODELS:
+        _MODELS[directory] = import_generated(directory).build_model()
+    return _MODELS[directory]
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
 def test_forward_shapes_match_inference(spec: Path, built: dict[str, Path]) -> None:
     """Per-module output shapes seen by torch equal the shapes specc inferred, layer by layer."""
     graph = analyze(spec).graph
     module = import_generated(built[spec.stem])
-    model = module.build_model().eval()
+    model = generated_model(built[spec.stem]).eval()
     seen: dict[str, tuple[int, ...]] = {}
-    for name, sub in model.named_modules():
-        if name:
-            sub.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape)))
-    batch = 3
+    handles = [
+        sub.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape)))
+        for name, sub in model.named_modules()
+        if name
+    ]
+    batch = 2
     with torch.no_grad():
         out = model(*module.example_inputs(batch))
+    for handle in handles:
+        handle.remove()
     assert tuple(out.shape) == (batch, *graph.node(graph.output).out.shape)
     for row in rows(graph):
         if row.name in seen:
@@ -47,9 +62,17 @@ def test_forward_shapes_match_inference(spec: Path, built: dict[str, Path]) -> N
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+def test_parameter_names_and_sizes(spec: Path, built: dict[str, Path]) -> None:
+    """specc knows every parameter by its qualified name, in named_parameters() order."""
+    model = generated_model(built[spec.stem])
+    actual = [(name, p.numel()) for name, p in model.named_parameters()]
+    assert list(parameters(analyze(spec).graph).items()) == actual
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
 def test_parameter_counts(spec: Path, built: dict[str, Path]) -> None:
     graph = analyze(spec).graph
-    model = import_generated(built[spec.stem]).build_model()
+    model = generated_model(built[spec.stem])
     actual = sum(p.numel() for p in model.parameters())
     assert graph.param_count == actual
     if spec.stem in EXPECTED_PARAMS:

@@ -240,18 +240,20 @@ def _build(op: Op, p: OpParams, inputs: list[TensorType]) -> tuple[torch.nn.Modu
     return None, op.forward_code(p, inputs, ["a", "b", "c", "d"][: len(inputs)])
 
 
-def _run(op: Op, p: OpParams, inputs: list[TensorType], tensors: list[torch.Tensor]) -> tuple[torch.Tensor, int]:
+def _run(
+    op: Op, p: OpParams, inputs: list[TensorType], tensors: list[torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, int]]:
     module, code = _build(op, p, inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the emitted code must not rely on deprecated or implicit behaviour
         warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")  # performance only
         if module is None:
             namespace = {**NAMESPACE, **dict(zip("abcd", tensors, strict=False))}
-            return eval(code, namespace), 0
+            return eval(code, namespace), {}
         if inputs[0].dtype in ("float64", "float16", "bfloat16"):
             module = module.to(TORCH_DTYPES[inputs[0].dtype])
-        n_params = sum(t.numel() for t in module.parameters())
-        return module(*tensors), n_params
+        named = {name: t.numel() for name, t in module.named_parameters()}
+        return module(*tensors), named
 
 
 def test_every_op_has_cases() -> None:
@@ -263,10 +265,11 @@ def test_op_matches_torch(name: str, case: Case) -> None:
     params, shapes, dtypes = _normalize(case)
     op, p, inputs, inferred = _infer(name, params, shapes, dtypes)
     torch.manual_seed(0)
-    out, n_params = _run(op, p, inputs, [_tensor(s, d) for s, d in zip(shapes, dtypes, strict=True)])
+    out, named = _run(op, p, inputs, [_tensor(s, d) for s, d in zip(shapes, dtypes, strict=True)])
     assert tuple(out.shape) == (BATCH, *inferred.out.shape)
     assert out.dtype == TORCH_DTYPES[inferred.out.dtype]
-    assert inferred.params == n_params
+    assert inferred.params == sum(named.values())
+    assert inferred.parameters() == named
     assert inferred.macs >= 0
 
 

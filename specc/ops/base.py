@@ -112,12 +112,28 @@ def kwargs_without_defaults(params: OpParams, names: Sequence[str]) -> tuple[tup
 
 @dataclass(frozen=True)
 class Inferred:
-    """What shape inference knows about one node."""
+    """What shape inference knows about one node.
+
+    `tensors` names the module's parameters with their sizes, as `named_parameters()` would
+    (e.g. `(("weight", 150), ("bias", 6))`); when left empty, a module with `params` has one `weight`.
+    """
 
     out: TensorType
     params: int = 0
     macs: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    tensors: tuple[tuple[str, int], ...] = ()
+
+    def parameters(self) -> dict[str, int]:
+        named = dict(self.tensors) if self.tensors else ({"weight": self.params} if self.params else {})
+        assert sum(named.values()) == self.params, "an op's tensors must add up to its parameter count"
+        return named
+
+
+def weight_and_bias(weight: int, bias: int) -> dict[str, object]:
+    """`Inferred` keyword arguments for a module with a weight and an optional bias (bias=0: none)."""
+    tensors = (("weight", weight), ("bias", bias)) if bias else (("weight", weight),)
+    return {"params": weight + bias, "tensors": tensors}
 
 
 class Op:

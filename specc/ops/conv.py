@@ -18,6 +18,7 @@ from specc.ops.base import (
     check_float,
     check_rank,
     kwargs_without_defaults,
+    weight_and_bias,
 )
 from specc.ops.registry import register
 
@@ -117,10 +118,9 @@ class _ConvNd(Op):
             )
         out = TensorType((p.out_channels, *out_sp), x.dtype)
         weights = c_in // p.groups * p.out_channels * math.prod(k)
-        params = weights + (p.out_channels if p.bias else 0)
         # MACs per output element = (c_in / groups) * prod(k); transposed convs scatter from each input element.
         macs = x.numel * (p.out_channels // p.groups) * math.prod(k) if self.transposed else math.prod(out_sp) * weights
-        return Inferred(out, params=params, macs=macs)
+        return Inferred(out, macs=macs, **weight_and_bias(weights, p.out_channels if p.bias else 0))  # type: ignore[arg-type]
 
     def emit(self, p, inputs: list[TensorType]) -> Call:  # type: ignore[no-untyped-def]
         names = ["stride", "padding"]

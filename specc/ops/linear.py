@@ -13,6 +13,7 @@ from specc.ops.base import (
     check_float,
     check_rank,
     dims_desc,
+    weight_and_bias,
 )
 from specc.ops.registry import register
 
@@ -43,9 +44,9 @@ class Linear(Op):
             source += f"; flatten it first if you meant {dims_desc(x.shape)} = {x.numel} features"
         check_declared(p, "in_features", in_features, source)
         out = TensorType((*x.shape[:-1], p.out_features), x.dtype)
-        params = in_features * p.out_features + (p.out_features if p.bias else 0)
         rows = x.numel // in_features
-        return Inferred(out, params=params, macs=rows * in_features * p.out_features)
+        weights = weight_and_bias(in_features * p.out_features, p.out_features if p.bias else 0)
+        return Inferred(out, macs=rows * in_features * p.out_features, **weights)  # type: ignore[arg-type]
 
     def emit(self, p: LinearParams, inputs: list[TensorType]) -> Call:
         kwargs = () if p.bias else (("bias", False),)

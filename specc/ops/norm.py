@@ -24,6 +24,7 @@ from specc.ops.base import (
     check_rank,
     dims_desc,
     kwargs_without_defaults,
+    weight_and_bias,
 )
 from specc.ops.registry import register
 
@@ -53,7 +54,7 @@ class _BatchNorm(Op):
         check_float(x, self.name)
         c = x.shape[0]
         check_declared(p, "num_features", c, f"input {x.describe()}")
-        return Inferred(x, params=2 * c if p.affine else 0)
+        return Inferred(x, **weight_and_bias(c, c) if p.affine else {})  # type: ignore[arg-type]
 
     def emit(self, p: BatchNormParams, inputs: list[TensorType]) -> Call:
         kwargs = kwargs_without_defaults(p, ["eps", "momentum", "affine", "track_running_stats"])
@@ -112,8 +113,8 @@ class LayerNorm(Op):
                 field="normalized_shape",
                 hint="remove `normalized_shape` to normalize over the last dim",
             )
-        params = math.prod(shape) * (2 if p.bias else 1) if p.elementwise_affine else 0
-        return Inferred(x, params=params)
+        size = math.prod(shape)
+        return Inferred(x, **weight_and_bias(size, size if p.bias else 0) if p.elementwise_affine else {})  # type: ignore[arg-type]
 
     def emit(self, p: LayerNormParams, inputs: list[TensorType]) -> Call:
         shape = _normalized_shape(p, inputs[0])
@@ -147,7 +148,7 @@ class GroupNorm(Op):
             raise ShapeError(
                 "E202", f"num_channels ({c}) must be divisible by num_groups ({p.num_groups})", field="num_groups"
             )
-        return Inferred(x, params=2 * c if p.affine else 0)
+        return Inferred(x, **weight_and_bias(c, c) if p.affine else {})  # type: ignore[arg-type]
 
     def emit(self, p: GroupNormParams, inputs: list[TensorType]) -> Call:
         kwargs = kwargs_without_defaults(p, ["eps", "affine"])
