@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from specc.errors import ERROR_CODES
@@ -65,4 +66,91 @@ def errors_markdown() -> str:
     return "\n".join(lines)
 
 
-DOCS = {"docs/ops.md": ops_markdown, "docs/errors.md": errors_markdown}
+def _type_text(schema: dict[str, Any], defs: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return f"[{schema['$ref'].rsplit('/', 1)[-1]}](#{schema['$ref'].rsplit('/', 1)[-1].lower()})"
+    if "anyOf" in schema:
+        return " or ".join(dict.fromkeys(_type_text(s, defs) for s in schema["anyOf"]))
+    if "oneOf" in schema:
+        return "a layer" if len(schema["oneOf"]) > 5 else " or ".join(_type_text(s, defs) for s in schema["oneOf"])
+    if "enum" in schema:
+        return " \\| ".join(f"`{v}`" for v in schema["enum"]) if len(schema["enum"]) <= 8 else "an op name"
+    if "const" in schema:
+        return f"`{schema['const']}`"
+    kind = schema.get("type")
+    if kind == "array":
+        return f"list of {_type_text(schema.get('items', {}), defs)}"
+    if kind == "object":
+        values = schema.get("additionalProperties")
+        return f"mapping to {_type_text(values, defs)}" if isinstance(values, dict) else "mapping"
+    if kind == "string" and "pattern" in schema and schema.get("description", "").startswith("An expression"):
+        return "expression"
+    return str(kind or "any")
+
+
+def spec_markdown() -> str:
+    """docs/spec.md: every key of a spec document, from the JSON Schema (the models that validate specs)."""
+    from specc.spec.document import json_schema
+
+    schema = json_schema()
+    defs: dict[str, Any] = schema.get("$defs", {})
+    lines = [
+        "# Spec reference",
+        "",
+        "Generated from the JSON Schema (`specc schema`) by `python scripts/gen_docs.py`; do not edit by hand.",
+        "Layers and their parameters are in [ops.md](ops.md). Unknown keys are errors everywhere.",
+        "",
+    ]
+    sections = [
+        ("Spec", schema),
+        *sorted(
+            (name, d)
+            for name, d in defs.items()
+            if not name.endswith("Layer") or name in ("SequentialLayer", "BlockLayer")
+        ),
+    ]
+    for name, definition in sections:
+        properties = definition.get("properties")
+        if not properties:
+            continue
+        required = set(definition.get("required", []))
+        lines += [f"## {name}", "", (definition.get("description") or "").strip(), ""]
+        lines += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        for key, prop in properties.items():
+            default = "required" if key in required else f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
+            meaning = (prop.get("description") or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{key}` | {_type_text(prop, defs)} | {default} | {meaning} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def cli_markdown() -> str:
+    """docs/cli.md: the command line, from argparse's own help."""
+    import argparse
+    import os
+
+    from specc.cli import _parser
+
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal width: fix it
+    try:
+        parser = _parser()
+        lines = ["# Command line", "", "Generated from `specc --help` by `python scripts/gen_docs.py`.", ""]
+        lines += ["```", parser.format_help().rstrip(), "```", ""]
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for name, sub in subparsers.choices.items():
+            lines += [f"## specc {name}", "", "```", sub.format_help().rstrip(), "```", ""]
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+    return "\n".join(lines)
+
+
+DOCS = {
+    "docs/ops.md": ops_markdown,
+    "docs/errors.md": errors_markdown,
+    "docs/spec.md": spec_markdown,
+    "docs/cli.md": cli_markdown,
+}

@@ -31,6 +31,8 @@ class Node:
     label: str = ""  # how diagnostics name the node when `name` alone is ambiguous (`features.3`)
     when: Expr | bool | None = None
     repeat: int | Expr | None = None  # block
+    names: str | None = None  # block repeat: the instances' names, e.g. "encoder_layer_{i}" (default: 0, 1, ...)
+    tie: str | None = None  # an earlier node of the same graph whose `weight` this node's weight is
     # Filled in by shape inference (specc.shapes):
     present: bool = True  # False when `when` is false: the node's value is its input's
     params: OpParams | None = None
@@ -38,6 +40,7 @@ class Node:
     out: TensorType | None = None
     param_count: int = 0
     tensors: dict[str, int] = field(default_factory=dict)  # parameter name -> size, as named_parameters()
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # some tensors' full shapes
     macs: int = 0
     instances: list[Graph] = field(default_factory=list)  # block: one inferred body per instance
     when_source: str | None = None  # the condition, in the enclosing class's names
@@ -45,6 +48,16 @@ class Node:
     @property
     def repeated(self) -> bool:
         return self.kind == "block" and self.repeat is not None
+
+    @property
+    def is_parameter(self) -> bool:
+        """An `nn.Parameter` attribute (op kind "parameter"): no inputs, `self.<name>` in forward."""
+        op = get_op(self.op) if self.kind == "op" else None
+        return op is not None and op.kind == "parameter"
+
+    def instance_name(self, index: int) -> str:
+        """The name of a repeated block's `index`-th instance inside its nn.Sequential."""
+        return self.names.replace("{i}", str(index)) if self.names else str(index)
 
 
 @dataclass
@@ -69,6 +82,7 @@ class Graph:
     var_values: dict[str, Any] = field(default_factory=dict)  # after inference: name -> value (Dim)
     env: dict[str, Any] = field(default_factory=dict)
     call_input: TensorType | None = None  # the instance's input type as its caller sees it
+    input_dims: tuple[str, ...] | None = None  # blocks: names of the input's sizes (`dims:`), if given
     call_output: TensorType | None = None  # and its output type
 
     @property

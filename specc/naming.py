@@ -70,6 +70,8 @@ MODULE_ATTRIBUTES = frozenset(
     ]
 )
 # Names the generated code itself uses.
+# Classes the generated code imports or defines for some ops (see `HelperClass` in specc/ops/base.py).
+GENERATED_CLASSES = frozenset({"OrderedDict", "SinusoidalPositionalEncoding"})
 GENERATED_NAMES = frozenset({"self", "torch", "nn", "F", "x", "model", "build_model", "example_inputs", "annotations"})
 
 
@@ -99,6 +101,8 @@ def class_name_problem(name: str) -> str | None:
         return "class names start with an upper-case letter (e.g. `LeNet`)"
     if name in {"Module", "Tensor", "Sequential", "Parameter"}:
         return f"`{name}` would be confused with torch's `{name}`"
+    if name in GENERATED_CLASSES:
+        return f"`{name}` is a class the generated code uses"
     return None
 
 

@@ -8,8 +8,8 @@ from specc.errors import SpecError, did_you_mean
 from specc.expr import Expr, ExprError, parse
 from specc.ir import BLOCK_INPUT, BlockParam, Graph, Node, Program
 from specc.load import Document, JsonPath
-from specc.naming import Namespace
-from specc.ops import TensorType, get_op
+from specc.naming import Namespace, name_problem
+from specc.ops import Op, TensorType, get_op
 from specc.spec.document import BlockLayer, BlockSpec, SequentialLayer, Spec
 from specc.spec.types import literal_strings
 
@@ -25,7 +25,8 @@ def resolve(spec: Spec, doc: Document) -> Program:
 
 def _block_graph(name: str, block: BlockSpec, spec: Spec, doc: Document) -> Graph:
     path: JsonPath = ("blocks", name)
-    inputs = {BLOCK_INPUT: TensorType(())}  # the real type is known per instance
+    # The real types are known per instance.
+    inputs = {BLOCK_INPUT: TensorType(()), **{extra: TensorType(()) for extra in block.inputs or []}}
     graph = _graph(name, inputs, block.layers, (*path, "layers"), block.output, (*path, "output"), spec, doc)
     graph.block_params = {
         key: BlockParam(decl.type, decl.default, required=decl.default is None)
@@ -35,6 +36,7 @@ def _block_graph(name: str, block: BlockSpec, spec: Spec, doc: Document) -> Grap
         key: _parse_value(value, frozenset(), (*path, "vars", key), doc) for key, value in block.vars.items()
     }
     graph.constants = dict(spec.params)
+    graph.input_dims = tuple(block.dims) if block.dims else None
     return graph
 
 
@@ -54,11 +56,13 @@ def _graph(
     # User-given names are claimed first, so generated names never take them.
     _claim_user_names(items, path, namespace, doc)
     nodes: list[Node] = []
-    previous = next(iter(inputs)) if len(inputs) == 1 else None
+    # A block's layers start from `x`; a model's from its input, if it has only one.
+    previous = BLOCK_INPUT if BLOCK_INPUT in inputs else next(iter(inputs)) if len(inputs) == 1 else None
     defined = list(inputs)
     for i, item in enumerate(items):
         node = _node(item, (*path, i), namespace, spec, doc)
         node.inputs = _inputs(item, (*path, i), previous, defined, doc)
+        node.tie = _tie(item, (*path, i), nodes, doc)
         nodes.append(node)
         defined.append(node.name)
         previous = node.name
@@ -83,15 +87,29 @@ def _claim_user_names(items: list[Any], path: JsonPath, namespace: Namespace, do
         first[name] = (*path, i)
 
 
+def _item_op(item: Any) -> Op | None:
+    """The registered op of a layer item (None for sequentials and block uses)."""
+    if isinstance(item, (SequentialLayer, BlockLayer)):
+        return None
+    return get_op(item if isinstance(item, str) else item.op)
+
+
 def _inputs(item: Any, path: JsonPath, previous: str | None, defined: list[str], doc: Document) -> tuple[str, ...]:
+    """The node's inputs: `in` (default: the previous layer), then the nodes its reference parameters name."""
+    op = _item_op(item)
     refs = getattr(item, "in_", None)
+    if op is not None and op.max_inputs == 0:
+        if refs is not None:
+            raise SpecError("E206", f"{op.name} takes no inputs, so it has no `in`", doc.loc((*path, "in")))
+        return ()
     if refs is None:
         if previous is None:
             raise SpecError(
                 "E108", "the first layer of a model with several inputs must say which it takes (`in`)", doc.loc(path)
             )
-        return (previous,)
-    refs_list = [refs] if isinstance(refs, str) else list(refs)
+        refs_list = [previous]
+    else:
+        refs_list = [refs] if isinstance(refs, str) else list(refs)
     for ref in refs_list:
         if ref not in defined:
             raise SpecError(
@@ -100,7 +118,41 @@ def _inputs(item: Any, path: JsonPath, previous: str | None, defined: list[str],
                 doc.loc((*path, "in")),
                 hint=did_you_mean(ref, defined),
             )
+    for key in op.ref_params if op is not None else ():
+        ref = getattr(item, key, None)
+        if ref is None:
+            continue
+        if ref not in defined:
+            raise SpecError(
+                "E108",
+                f"`{key}` refers to `{ref}`, which is not an input or an earlier layer",
+                doc.loc((*path, key)),
+                hint=did_you_mean(ref, defined),
+            )
+        refs_list.append(ref)
     return tuple(refs_list)
+
+
+def _tie(item: Any, path: JsonPath, earlier: list[Node], doc: Document) -> str | None:
+    """The earlier layer whose weight this layer shares (`tie`), checked to exist; shapes are checked later."""
+    target = getattr(item, "tie", None)
+    if target is None:
+        return None
+    node = next((n for n in earlier if n.name == target), None)
+    if node is None:
+        raise SpecError(
+            "E108",
+            f"`tie` refers to `{target}`, which is not an earlier layer",
+            doc.loc((*path, "tie")),
+            hint=did_you_mean(target, [n.name for n in earlier]) or "a layer shares the weight of a layer before it",
+        )
+    if node.kind != "op":
+        raise SpecError(
+            "E104",
+            f"`tie` must name a layer with a weight, but `{target}` is a {node.kind}",
+            doc.loc((*path, "tie")),
+        )
+    return target  # type: ignore[no-any-return]
 
 
 def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Document) -> Node:
@@ -111,10 +163,12 @@ def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Docu
         return Node(namespace.create(op.prefix), "op", item, {}, (), path)
     if isinstance(item, SequentialLayer):
         name = item.name or namespace.create("seq")
-        children = []
+        children: list[Node] = []
         for j, child in enumerate(item.layers):
             child_path = (*path, "layers", j)
-            for key in ("in_", "when"):
+            child_op = _item_op(child)
+            keys = ("in_", "when", "tie", *(child_op.ref_params if child_op is not None else ()))
+            for key in keys:
                 if getattr(child, key, None) is not None:
                     raise SpecError(
                         "E104",
@@ -122,8 +176,17 @@ def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Docu
                         doc.loc((*child_path, key.rstrip("_"))),
                     )
             child_node = _node(child, child_path, Namespace(), spec, doc)
-            child_node.name = str(j)
-            child_node.label = f"{name}.{j}"
+            # A child is numbered like torchvision's (`features.0`) unless it has a name (`heads.head`).
+            child_node.name = getattr(child, "name", None) or str(j)
+            earlier = next((c for c in children if c.name == child_node.name), None)
+            if earlier is not None:
+                first = doc.loc(earlier.path)
+                raise SpecError(
+                    "E107",
+                    f"duplicate name `{child_node.name}` in sequential `{name}` (first used at {first})",
+                    doc.loc((*child_path, "name")),
+                )
+            child_node.label = f"{name}.{child_node.name}"
             children.append(child_node)
         return Node(name, "sequential", "sequential", {}, (), path, children=children, when=when)
     if isinstance(item, BlockLayer):
@@ -134,15 +197,39 @@ def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Docu
                 doc.loc((*path, "block")),
                 hint=did_you_mean(item.block, list(spec.blocks)) or "define it under `blocks:`",
             )
+        if item.when is not None and spec.blocks[item.block].inputs:
+            raise SpecError(
+                "E104",
+                f"block `{item.block}` takes several inputs, so it cannot have a `when` condition",
+                doc.loc((*path, "when")),
+            )
         args = {key: _parse_value(value, frozenset(), (*path, "args", key), doc) for key, value in item.args.items()}
         repeat = _parse_value(item.repeat, frozenset(), (*path, "repeat"), doc)
+        if item.names is not None:
+            if item.repeat is None:
+                raise SpecError(
+                    "E104",
+                    "`names` names the instances of a `repeat`, but this block has none",
+                    doc.loc((*path, "names")),
+                )
+            if item.names.count("{i}") != 1:
+                raise SpecError(
+                    "E104",
+                    f"`names` must contain the index `{{i}}` once, e.g. `layer_{{i}}`, but it is {item.names!r}",
+                    doc.loc((*path, "names")),
+                )
+            problem = name_problem(item.names.replace("{i}", "0"))
+            if problem:
+                raise SpecError("E106", f"invalid `names` {item.names!r}: {problem}", doc.loc((*path, "names")))
         stem = item.block[0].lower() + "".join(f"_{c.lower()}" if c.isupper() else c for c in item.block[1:])
         name = item.name or namespace.create(stem.replace("__", "_"))
-        return Node(name, "block", item.block, args, (), path, when=when, repeat=repeat)
+        return Node(name, "block", item.block, args, (), path, when=when, repeat=repeat, names=item.names)
     op = get_op(item.op)
     assert op is not None
+    if op.kind == "parameter" and item.when is not None:
+        raise SpecError("E104", f"a {op.name} cannot have a `when` condition", doc.loc((*path, "when")))
     args = {}
-    user_values = item.model_dump(exclude_unset=True, exclude={"op", "name", "in_", "when"})
+    user_values = item.model_dump(exclude_unset=True, exclude={"op", "name", "in_", "when", "tie"})
     for key, value in user_values.items():
         literals = literal_strings(op.Params.model_fields[key].annotation)
         args[key] = _parse_value(value, literals, (*path, key), doc)

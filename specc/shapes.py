@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import copy
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,7 +15,7 @@ from specc.errors import SpecError, did_you_mean
 from specc.expr import Expr, ExprError, parse
 from specc.ir import BLOCK_INPUT, Graph, Node, Program
 from specc.load import Document, JsonPath
-from specc.ops import ShapeError, TensorType, get_op
+from specc.ops import Op, ShapeError, TensorType, get_op
 from specc.symbolic import Dim, has_dim, render, substitute
 
 MAX_REPEAT = 1000
@@ -48,7 +49,35 @@ def _infer_graph(
             raise
         assert node.out is not None
         values[node.name] = node.out
+    for node in graph.nodes:
+        if node.tie is not None and node.present:
+            _tie_weight(node, graph.node(node.tie), doc)
     return graph
+
+
+def _tie_weight(node: Node, target: Node, doc: Document) -> None:
+    """`node` shares `target`'s weight: the shapes must agree, and the shared tensor counts once (as
+    `model.parameters()` yields it once, under the earlier layer's name)."""
+    where = doc.loc((*node.path, "tie"))
+    if not target.present:
+        raise SpecError(
+            "E207", f"`{node.name}` ties its weight to `{target.name}`, which is absent (its `when` is false)", where
+        )
+    mine, theirs = node.shapes.get("weight"), target.shapes.get("weight")
+    assert mine is not None, f"tieable op {node.op} gave no weight shape"
+    if theirs is None:
+        raise SpecError("E207", f"`tie` names {target.op} `{target.name}`, which has no weight to share", where)
+    if tuple(int(d) for d in mine) != tuple(int(d) for d in theirs):
+        shown = "x".join(str(int(d)) for d in mine), "x".join(str(int(d)) for d in theirs)
+        raise SpecError(
+            "E207",
+            f"{node.op} `{node.label or node.name}` has a {shown[0]} weight, but {target.op} `{target.name}`,"
+            f" whose weight it shares, has a {shown[1]} one",
+            where,
+            hint="tied weights must have the same shape (a linear tied to an embedding maps embedding_dim"
+            " features to num_embeddings)",
+        )
+    node.param_count -= node.tensors.pop("weight")
 
 
 def _provenance(graph: Graph, node: Node, doc: Document) -> list[str]:
@@ -87,6 +116,15 @@ def _infer_node(
         current = inputs
         for child in node.children:
             _infer_node(child, current, env, program, doc, symbolic)
+            child_op = get_op(child.op) if child.kind == "op" else None
+            reason = child_op.chainable(child.params) if child_op is not None else None
+            if reason:
+                raise SpecError(
+                    "E104",
+                    f"{child.op} `{child.label}` cannot be a layer of a sequential: {reason}",
+                    doc.loc(child.path),
+                    hint="make it a layer of its own (outside the sequential), with `in` naming its inputs",
+                )
             assert child.out is not None
             current = [child.out]
         node.out = current[0]
@@ -98,11 +136,15 @@ def _infer_node(
         return
     op = get_op(node.op)
     assert op is not None
-    if len(inputs) < op.min_inputs or (op.max_inputs is not None and len(inputs) > op.max_inputs):
-        wanted = str(op.min_inputs) if op.min_inputs == op.max_inputs else f"at least {op.min_inputs}"
-        raise SpecError(
-            "E206", f"{node.op} takes {wanted} input(s), but `{node.name}` has {len(inputs)}", doc.loc(node.path)
-        )
+    given = len(inputs) - sum(node.args.get(key) is not None for key in op.ref_params)  # without masks
+    if given < op.min_inputs or (op.max_inputs is not None and given > op.max_inputs):
+        if op.min_inputs == op.max_inputs:
+            wanted = str(op.min_inputs)
+        elif op.max_inputs is None:
+            wanted = f"at least {op.min_inputs}"
+        else:
+            wanted = f"{op.min_inputs} to {op.max_inputs}"
+        raise SpecError("E206", f"{node.op} takes {wanted} input(s), but `{node.name}` has {given}", doc.loc(node.path))
     values = {key: evaluate(value, scope, (*node.path, key), doc) for key, value in node.args.items()}
     try:
         params = op.Params.model_validate(values)
@@ -118,8 +160,19 @@ def _infer_node(
         raise SpecError(
             exc.code, f"{node.op} `{node.label or node.name}`: {message}", doc.loc(where), hint=exc.hint
         ) from None
-    node.out, node.param_count, node.macs = result.out, result.params, result.macs
+    node.out, node.param_count, node.macs = _layout(op, inputs[:given], result.out), result.params, result.macs
     node.tensors = result.parameters()
+    node.shapes = dict(result.shapes)
+
+
+def _layout(op: Op, inputs: list[TensorType], out: TensorType) -> TensorType:
+    """What an op's output inherits from its inputs: computed from broadcast tensors (batch 1) alone, it is
+    one too; an op that keeps the layout (element-wise) keeps a non-contiguous layout."""
+    if op.kind != "parameter" and inputs and all(t.broadcast for t in inputs) and not out.broadcast:
+        out = replace(out, broadcast=True)
+    if op.keeps_layout and not all(t.contiguous for t in inputs) and out.contiguous:
+        out = replace(out, contiguous=False)
+    return out
 
 
 def _parameter_error(node: Node, values: dict[str, Any], exc: ValidationError, doc: Document) -> SpecError:
@@ -132,6 +185,10 @@ def _parameter_error(node: Node, values: dict[str, Any], exc: ValidationError, d
     source = f" = `{written.source}`" if isinstance(written, Expr) else ""
     shown = render(value) if isinstance(value, int) else repr(value)
     what = f"`{key}`{source} of {node.op} `{node.label or node.name}`"
+    # Point at the spec parameters the expression used: with `extends`, they may be set in another file.
+    spec_params = doc.data.get("params") or {}
+    used = sorted(written.names & set(spec_params)) if isinstance(written, Expr) else []
+    notes = [f"{doc.loc(('params', name))}: `{name}` is {spec_params[name]!r}" for name in used]
     if error["type"] == "int_type" and isinstance(value, float):
         return SpecError(
             "E104", f"{what} evaluates to {shown}, not an integer", doc.loc(where), hint="use `//` for integer division"
@@ -144,7 +201,7 @@ def _parameter_error(node: Node, values: dict[str, Any], exc: ValidationError, d
             "less_than_equal": "at most",
             "less_than": "less than",
         }[error["type"]]
-        return SpecError("E104", f"{what} must be {relation} {bound}, but it is {shown}", doc.loc(where))
+        return SpecError("E104", f"{what} must be {relation} {bound}, but it is {shown}", doc.loc(where), notes=notes)
     message = error["msg"].removeprefix("Input should be ")
     return SpecError("E104", f"{what} must be {message}, but it is {shown}", doc.loc(where))
 
@@ -169,10 +226,14 @@ def _condition(node: Node, scope: dict[str, Any], doc: Document, symbolic: bool)
 def _infer_block(node: Node, inputs: list[TensorType], env: dict[str, Any], program: Program, doc: Document) -> None:
     template = program.blocks[node.op]
     assert template.block_params is not None
-    if len(inputs) != 1:
+    if len(inputs) != len(template.inputs):
+        names = ", ".join(template.inputs)
         raise SpecError(
-            "E206", f"block `{node.op}` takes one input, but `{node.name}` has {len(inputs)}", doc.loc(node.path)
+            "E206",
+            f"block `{node.op}` takes {len(template.inputs)} input(s) ({names}), but `{node.name}` has {len(inputs)}",
+            doc.loc(node.path),
         )
+    others = dict(zip(list(template.inputs)[1:], inputs[1:], strict=True))  # passed to every instance
     for key in node.args:
         if key not in template.block_params:
             raise SpecError(
@@ -191,14 +252,24 @@ def _infer_block(node: Node, inputs: list[TensorType], env: dict[str, Any], prog
                 doc.loc((*node.path, "repeat")),
             )
     current = inputs[0]
+    names = block_dim_names(template, current.rank)
+    if template.input_dims is not None and len(names) != current.rank:
+        raise SpecError(
+            "E203",
+            f"block `{node.op}` names {len(names)} input dims ({', '.join(names)}), but its input"
+            f" {current.describe()} has {current.rank}",
+            doc.loc(node.path),
+        )
     node.instances = []
     for i in range(int(count)):
         scope = {**env, **input_names([current]), **({"i": i} if node.repeat is not None else {})}
         args = _block_args(node, template, scope, doc)
-        seeded_input = _seed(current)
+        seeded_input = _seed(current, names)
         body_env = {**template.constants, **{k: Dim.named(v, k) if _is_int(v) else v for k, v in args.items()}}
+        if template.input_dims is not None:  # named dims are names in every expression of the block
+            body_env.update(zip(names, seeded_input.shape, strict=True))
         try:
-            instance = _infer_graph(template, {BLOCK_INPUT: seeded_input}, body_env, program, doc)
+            instance = _infer_graph(template, {BLOCK_INPUT: seeded_input, **others}, body_env, program, doc)
         except SpecError as exc:
             where = f"{node.label or node.name}.{i}" if node.repeat is not None else node.label or node.name
             arguments = ", ".join(f"{k}={render(v)}" for k, v in args.items())
@@ -209,7 +280,7 @@ def _infer_block(node: Node, inputs: list[TensorType], env: dict[str, Any], prog
         node.instances.append(instance)
         out = instance.node(instance.output).out if instance.output != BLOCK_INPUT else seeded_input
         assert out is not None
-        current = _rebase(out, args, current)
+        current = _rebase(out, args, current, instance.var_values, names)
         instance.call_output = current
     node.out = current
     node.param_count = sum(g.param_count for g in node.instances)
@@ -256,21 +327,30 @@ def dim_names(rank: int) -> tuple[str, ...]:
     }.get(rank, tuple(f"in_size{i}" for i in range(rank)))
 
 
-def _seed(t: TensorType) -> TensorType:
+def block_dim_names(block: Graph, rank: int) -> tuple[str, ...]:
+    """Names of a block's input sizes: as its `dims:` says, else in_channels, ..., in_features."""
+    return block.input_dims if block.input_dims is not None else dim_names(rank)
+
+
+def _seed(t: TensorType, names: tuple[str, ...]) -> TensorType:
     """The block input's type with every size named, so the block's class can be written generically."""
-    return TensorType(tuple(Dim.named(int(d), n) for d, n in zip(t.shape, dim_names(t.rank), strict=True)), t.dtype)
+    return t.with_shape(tuple(Dim.named(int(d), n) for d, n in zip(t.shape, names, strict=True)))
 
 
-def _rebase(out: TensorType, args: dict[str, Any], caller_input: TensorType) -> TensorType:
+def _rebase(
+    out: TensorType, args: dict[str, Any], caller_input: TensorType, var_values: dict[str, Any], names: tuple[str, ...]
+) -> TensorType:
     """A block's output type in the caller's terms: its symbolic sizes re-evaluated over the caller's values
     (which are plain numbers at the top level, or the enclosing block's own symbolic sizes)."""
-    mapping: dict[str, Any] = {**args, **dict(zip(dim_names(caller_input.rank), caller_input.shape, strict=True))}
+    mapping: dict[str, Any] = {**args, **dict(zip(names, caller_input.shape, strict=True))}
+    for name, value in var_values.items():  # vars, in order, over the arguments and input sizes
+        mapping[name] = parse(value.source, max_chars=100_000).evaluate(mapping) if isinstance(value, Dim) else value
     shape = []
     for d in out.shape:
         value = parse(d.source, max_chars=100_000).evaluate(mapping) if isinstance(d, Dim) else int(d)
         assert int(value) == int(d), f"rebasing {d!r} gave {value!r}"
         shape.append(value)
-    return TensorType(tuple(shape), out.dtype)
+    return out.with_shape(tuple(shape))
 
 
 def input_names(inputs: list[TensorType]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def rows(graph: Graph) -> list[Row]:
             visit(child, f"{name}.", depth + 1)
         for index, instance in enumerate(node.instances):
             if node.repeated:
-                instance_name = f"{name}.{index}"
+                instance_name = f"{name}.{node.instance_name(index)}"
                 shape = [int(d) for d in _output(instance).shape]
                 out.append(Row(instance_name, node.op, shape, instance.param_count, instance.macs, depth + 1))
                 visit_graph(instance, f"{instance_name}.", depth + 2)
@@ -56,7 +56,9 @@ def _output(graph: Graph) -> TensorType:
 
 
 def parameters(graph: Graph) -> dict[str, int]:
-    """Every parameter's qualified name and size, in `model.named_parameters()` order."""
+    """Every parameter's qualified name and size, in `model.named_parameters()` order: a module's own
+    `nn.Parameter`s (parameter nodes) first, then its submodules' in order. A weight shared with `tie`
+    is listed once, under the earlier layer's name."""
     out: dict[str, int] = {}
 
     def visit(node: Node, prefix: str) -> None:
@@ -64,32 +66,33 @@ def parameters(graph: Graph) -> dict[str, int]:
             return
         name = f"{prefix}{node.name}"
         for tensor, size in node.tensors.items():
-            out[f"{name}.{tensor}"] = size
+            out[f"{name}.{tensor}" if tensor else name] = size
         for child in node.children:
             visit(child, f"{name}.")
         for index, instance in enumerate(node.instances):
-            visit_graph(instance, f"{name}.{index}." if node.repeated else f"{name}.")
+            visit_graph(instance, f"{name}.{node.instance_name(index)}." if node.repeated else f"{name}.")
 
     def visit_graph(g: Graph, prefix: str) -> None:
-        for node in g.nodes:
+        for node in sorted(g.nodes, key=lambda n: not n.is_parameter):  # stable: the module's own first
             visit(node, prefix)
 
     visit_graph(graph, "")
     return out
 
 
-def summary_dict(graph: Graph) -> dict[str, Any]:
+def summary_dict(graph: Graph, trainable: int | None = None) -> dict[str, Any]:
     return {
         "name": graph.name,
         "inputs": {name: {"shape": [int(d) for d in t.shape], "dtype": t.dtype} for name, t in graph.inputs.items()},
         "layers": [asdict(r) for r in rows(graph)],
         "total_params": graph.param_count,
-        "trainable_params": graph.param_count,
+        "trainable_params": graph.param_count if trainable is None else trainable,
         "macs": graph.macs,
     }
 
 
-def summary_text(graph: Graph) -> str:
+def summary_text(graph: Graph, trainable: int | None = None) -> str:
+    trainable = graph.param_count if trainable is None else trainable
     table = [("Layer (type)", "Output shape", "Params", "MACs")]
     for r in rows(graph):
         shape = "(B, " + ", ".join(map(str, r.output_shape)) + ")"
@@ -104,8 +107,8 @@ def summary_text(graph: Graph) -> str:
     lines += [
         rule,
         f"Total params: {graph.param_count:,}",
-        f"Trainable params: {graph.param_count:,}",
-        "Non-trainable params: 0",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {graph.param_count - trainable:,}",
         f"MACs: {graph.macs:,} ({graph.macs / 1e9:.2f} G)",
         "Input: " + ", ".join(f"{n} (B, {', '.join(map(str, t.shape))}) {t.dtype}" for n, t in graph.inputs.items()),
     ]

@@ -20,19 +20,22 @@ def validate(doc: Document) -> Spec:
     if not isinstance(doc.data, dict):
         kind = "a list" if isinstance(doc.data, list) else type(doc.data).__name__
         raise SpecErrors([SpecError("E102", f"a spec must be a mapping at the top level, not {kind}", doc.loc(()))])
-    errors = list(_check_layer_types(doc))
+    errors, unknown_items = _check_layer_types(doc)
+    try:
+        spec = Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        # Every problem is reported, except pydantic's view of layers whose type is already unknown.
+        raise SpecErrors(errors + _translate(exc, doc, skip=unknown_items)) from None
     if errors:
         raise SpecErrors(errors)
-    try:
-        return Spec.model_validate(doc.data)
-    except ValidationError as exc:
-        raise SpecErrors(_translate(exc, doc)) from None
+    return spec
 
 
-def _check_layer_types(doc: Document) -> list[SpecError]:
-    """Unknown `op` names, reported with a did-you-mean before pydantic's less helpful union errors."""
+def _check_layer_types(doc: Document) -> tuple[list[SpecError], set[JsonPath]]:
+    """Unknown `op` names with a did-you-mean (pydantic's union errors say less), and where those layers are."""
     known = [*all_ops(), *_CONTAINERS]
     errors: list[SpecError] = []
+    unknown: set[JsonPath] = set()
 
     def walk(layers: Any, path: JsonPath) -> None:
         if not isinstance(layers, list):
@@ -45,6 +48,7 @@ def _check_layer_types(doc: Document) -> list[SpecError]:
                     errors.append(
                         SpecError("E103", "a layer needs an `op` (or `block`) key naming its type", doc.loc(item_path))
                     )
+                    unknown.add(item_path)
                 continue
             if not isinstance(op, str):
                 continue
@@ -53,6 +57,19 @@ def _check_layer_types(doc: Document) -> list[SpecError]:
                 errors.append(
                     SpecError("E105", f"unknown layer type `{op}`", doc.loc(where), hint=did_you_mean(op, known))
                 )
+                unknown.add(item_path)
+            elif isinstance(item, str) and op not in _CONTAINERS and (required := _required_params(op)):
+                needed = ", ".join(f"`{name}`" for name in required)
+                written = ", ".join(f"{name}: ..." for name in required)
+                errors.append(
+                    SpecError(
+                        "E103",
+                        f"`{op}` needs parameters ({needed})",
+                        doc.loc(item_path),
+                        hint=f"write {{op: {op}, {written}}}",
+                    )
+                )
+                unknown.add(item_path)
             elif isinstance(item, dict) and op in _CONTAINERS:
                 walk(item.get("layers"), (*item_path, "layers"))
 
@@ -62,7 +79,12 @@ def _check_layer_types(doc: Document) -> list[SpecError]:
         for name, block in blocks.items():
             if isinstance(block, dict):
                 walk(block.get("layers"), ("blocks", name, "layers"))
-    return errors
+    return errors, unknown
+
+
+def _required_params(op: str) -> list[str]:
+    params = all_ops()[op].Params.model_fields
+    return [name for name, info in params.items() if info.is_required()]
 
 
 def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[JsonPath, str | None]:
@@ -110,7 +132,7 @@ def _field_names(model: type[BaseModel] | None) -> list[str]:
     return [info.alias or name for name, info in model.model_fields.items()]
 
 
-def _translate(exc: ValidationError, doc: Document) -> list[SpecError]:
+def _translate(exc: ValidationError, doc: Document, skip: set[JsonPath] = frozenset()) -> list[SpecError]:  # type: ignore[assignment]
     grouped: dict[tuple[JsonPath, str], list[dict[str, Any]]] = {}
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
@@ -125,6 +147,8 @@ def _translate(exc: ValidationError, doc: Document) -> list[SpecError]:
     shadowing = [p for p, _ in grouped]
     results: list[SpecError] = []
     for (path, kind), errors in grouped.items():
+        if any(path[: len(item)] == item for item in skip):
+            continue
         deeper = any(len(other) > len(path) and other[: len(path)] == path for other in shadowing)
         if deeper and not kind and all(e["type"].endswith("_type") for e in errors):
             continue  # another branch of a union got further (e.g. `stride: [1, 0]`): report that one

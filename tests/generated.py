@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 import uuid
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from specc.compiler import analyze, generate
 from specc.write import write_files
@@ -25,6 +27,13 @@ def build_text(text: str, tmp_path: Path, name: str = "spec.yaml") -> Path:
     spec = tmp_path / name
     spec.write_text(text, encoding="utf-8")
     return build(spec, tmp_path / "out")
+
+
+def fresh_model(module: ModuleType) -> Any:
+    """`module.build_model()` with random initialisation (no pretrained-weight download, even if the spec asks)."""
+    if "pretrained" in inspect.signature(module.build_model).parameters:
+        return module.build_model(pretrained=False)
+    return module.build_model()
 
 
 def import_generated(out_dir: Path, module: str = "model") -> ModuleType:

@@ -138,8 +138,12 @@ def test_diagnostics_are_located_in_the_file(name: str) -> None:
             continue
         match = DIAGNOSTIC.match(text)
         assert match, f"not a located diagnostic: {text!r}"
-        assert match["path"] == rel(name)
         assert match["code"] in ERROR_CODES
+        if match["path"].startswith("<specc>/specs/"):
+            # A problem surfacing in a bundled base spec (`extends`): a note must point into this file.
+            assert any(f"note: {rel(name)}:" in other for other in lines), lines
+            continue
+        assert match["path"] == rel(name)
         line, col = int(match["line"]), int(match["col"])
         assert 1 <= line <= len(raw_lines)
         # Columns count characters; a byte count bounds them (and is the unit for undecodable lines).

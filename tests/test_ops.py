@@ -6,21 +6,26 @@ over small sizes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from specc.ops import Inferred, Op, OpParams, ShapeError, TensorType, all_ops, get_op
+from specc.ops.base import HelperClass
 
-NAMESPACE = {"nn": torch.nn, "torch": torch}
+NAMESPACE = {"nn": torch.nn, "torch": torch, "F": F, "math": math}
 TORCH_DTYPES = {
     "float32": torch.float32,
     "float64": torch.float64,
@@ -37,7 +42,7 @@ Shape = tuple[int, ...]
 # (params, per-sample input shape, dtype); a function-kind op takes a list of shapes, and a dtype or a list of them.
 Case = tuple[dict[str, Any], Shape | list[Shape], str | list[str]]
 
-F32, F64, I64, I32 = "float32", "float64", "int64", "int32"
+F32, F64, I64, I32, BOOL = "float32", "float64", "int64", "int32", "bool"
 
 CASES: dict[str, list[Case]] = {
     # --- linear.py
@@ -191,6 +196,147 @@ CASES: dict[str, list[Case]] = {
         ({"dim": 2}, [(2, 3, 4), (2, 1, 4)], F64),
         ({}, [(2,), (3,)], ["float16", "bfloat16"]),
     ],
+    # --- tensor.py
+    "permute": [
+        ({"dims": [0, 2, 1]}, (3, 4), F32),
+        ({"dims": [0, 3, 1, 2]}, (4, 5, 6), F32),
+        ({"dims": [0, -1, 1]}, (2, 3), I64),
+    ],
+    "transpose": [({"dim0": 1, "dim1": 2}, (3, 4, 5), F32), ({"dim0": -1, "dim1": 1}, (3, 4), F32)],
+    "reshape": [
+        ({"shape": [14, 14]}, (196,), F32),
+        ({"shape": [-1, 4]}, (3, 8), F32),
+        ({"shape": [24]}, (2, 3, 4), I64),
+    ],
+    "view": [({"shape": [2, -1]}, (8,), F32), ({"shape": [3, 2, 2]}, (3, 4), F32)],
+    "select": [
+        ({"dim": 1, "index": 0}, (197, 8), F32),
+        ({"dim": -1, "index": -1}, (3, 4), F32),
+        ({"dim": 2, "index": 1}, (2, 3, 4), I64),
+    ],
+    "slice": [
+        ({"dim": 1, "start": 1}, (5, 4), F32),
+        ({"dim": -1, "end": -1, "step": 2}, (3, 6), F32),
+        ({"dim": 2, "start": 1, "end": 3}, (2, 4, 5), F32),
+    ],
+    "chunk": [
+        ({"chunks": 3, "dim": -1, "index": 0}, (4, 24), F32),
+        ({"chunks": 3, "dim": 1, "index": 2}, (7, 2), F32),  # pieces of 3, 3, 1
+        ({"chunks": 4, "dim": -1, "index": -1}, (2, 6), F32),  # only 3 pieces of 2
+    ],
+    "split": [
+        ({"split_size": 4, "dim": -1, "index": 2}, (3, 10), F32),
+        ({"split_size": [2, 3], "dim": 1, "index": 1}, (5, 2), F32),
+    ],
+    "expand": [
+        ({}, [(1, 4), (3, 4)], F32),
+        ({"sizes": [3, -1]}, (1, 4), F32),
+        ({"sizes": [-1, 5]}, [(2, 1), (7,)], F32),
+    ],
+    # --- parameter.py (no inputs)
+    "parameter": [
+        ({"shape": [1, 8]}, [], F32),
+        ({"shape": [5, 4], "init": "normal", "std": 0.02}, [], F32),
+        ({"shape": [3], "init": "trunc_normal", "mean": 0.5, "std": 0.1, "requires_grad": False}, [], F32),
+        ({"shape": [2, 2], "init": "ones"}, [], F32),
+    ],
+    # --- positional.py
+    "positional_encoding": [({}, (6, 8), F32), ({"max_len": 100}, (5, 4), F64)],
+    "positional_embedding": [({}, (6, 8), F32), ({"max_len": 16, "embedding_dim": 4}, (5, 4), F32)],
+    # --- attention.py (a mask is the last input; its parameter names a node, unused here)
+    "multihead_attention": [
+        ({"num_heads": 2}, (5, 8), F32),
+        ({"num_heads": 2, "causal": True, "dropout": 0.1}, (5, 8), F32),
+        ({"num_heads": 4, "bias": False, "add_bias_kv": True, "add_zero_attn": True}, [(3, 8), (6, 8)], F32),
+        ({"num_heads": 1, "key_padding_mask": "m"}, [(4, 6), (5, 10), (5, 12), (5,)], [F32, F32, F32, BOOL]),
+        ({"num_heads": 2, "causal": True, "key_padding_mask": "m"}, [(4, 6), (4,)], [F32, BOOL]),
+    ],
+    "scaled_dot_product_attention": [
+        ({}, [(2, 5, 8), (2, 6, 8), (2, 6, 4)], F32),
+        ({"is_causal": True, "dropout_p": 0.1, "scale": 0.5}, [(3, 4, 4)] * 3, F32),
+        ({"attn_mask": "m"}, [(2, 5, 8), (2, 6, 8), (2, 6, 8), (5, 6)], [F32, F32, F32, BOOL]),
+        ({"attn_mask": "m"}, [(4, 8), (4, 8), (4, 8), (4, 4)], F32),  # a float mask is added
+        ({"key_padding_mask": "m", "is_causal": True}, [(2, 5, 8)] * 3 + [(5,)], [F32] * 3 + [BOOL]),
+        ({"attn_mask": "m", "key_padding_mask": "n"}, [(4, 8)] * 3 + [(4, 4), (4,)], [F32] * 3 + [BOOL, BOOL]),
+    ],
+    # --- transformer.py
+    "transformer_encoder_layer": [
+        ({"nhead": 2, "dim_feedforward": 16}, (5, 8), F32),
+        (
+            {
+                "nhead": 2,
+                "dim_feedforward": 16,
+                "norm_first": True,
+                "activation": "gelu",
+                "dropout": 0.0,
+                "causal": True,
+                "bias": False,
+                "layer_norm_eps": 1e-6,
+            },
+            (5, 8),
+            F32,
+        ),
+        ({"nhead": 4, "dim_feedforward": 8, "key_padding_mask": "m"}, [(3, 8), (3,)], [F32, BOOL]),
+    ],
+    "transformer_encoder": [
+        ({"nhead": 2, "num_layers": 2, "dim_feedforward": 16, "norm": True}, (5, 8), F32),
+        (
+            {"nhead": 1, "num_layers": 1, "dim_feedforward": 8, "causal": True, "key_padding_mask": "m"},
+            [(4, 6), (4,)],
+            [F32, BOOL],
+        ),
+        (
+            {"nhead": 2, "num_layers": 2, "dim_feedforward": 8, "norm_first": True, "norm": True, "bias": False},
+            (3, 4),
+            F32,
+        ),
+    ],
+    "transformer_decoder_layer": [
+        ({"nhead": 2, "dim_feedforward": 16}, [(5, 8), (7, 8)], F32),
+        (
+            {
+                "nhead": 2,
+                "dim_feedforward": 16,
+                "causal": True,
+                "key_padding_mask": "m",
+                "memory_key_padding_mask": "n",
+            },
+            [(5, 8), (7, 8), (5,), (7,)],
+            [F32, F32, BOOL, BOOL],
+        ),
+    ],
+    "transformer_decoder": [
+        ({"nhead": 2, "num_layers": 2, "dim_feedforward": 16, "norm": True}, [(5, 8), (7, 8)], F32),
+        (
+            {
+                "nhead": 2,
+                "num_layers": 1,
+                "dim_feedforward": 8,
+                "causal": True,
+                "memory_key_padding_mask": "n",
+                "bias": False,
+            },
+            [(3, 4), (6, 4), (6,)],
+            [F32, F32, BOOL],
+        ),
+    ],
+    "transformer": [
+        ({"nhead": 2, "num_encoder_layers": 1, "num_decoder_layers": 2, "dim_feedforward": 16}, [(6, 8), (5, 8)], F32),
+        (
+            {
+                "nhead": 2,
+                "num_encoder_layers": 1,
+                "num_decoder_layers": 1,
+                "dim_feedforward": 8,
+                "causal": True,
+                "src_key_padding_mask": "a",
+                "tgt_key_padding_mask": "b",
+                "memory_key_padding_mask": "c",
+            },
+            [(6, 4), (5, 4), (6,), (5,), (6,)],
+            [F32, F32, BOOL, BOOL, BOOL],
+        ),
+    ],
 }
 
 
@@ -229,31 +375,64 @@ def _infer(
 def _tensor(shape: Shape, dtype: str, batch: int = BATCH) -> torch.Tensor:
     if dtype in ("int64", "int32"):
         return torch.randint(0, MAX_INDEX, (batch, *shape), dtype=TORCH_DTYPES[dtype])
+    if dtype == "bool":
+        return torch.rand(batch, *shape) < 0.3  # a padding mask: True marks padding
     return torch.randn((batch, *shape), dtype=TORCH_DTYPES[dtype])
 
 
-def _build(op: Op, p: OpParams, inputs: list[TensorType]) -> tuple[torch.nn.Module | None, str]:
-    """The torch module (kind "module") or None, and the code that was evaluated."""
-    if op.kind == "module":
-        code = op.emit(p, inputs).render()
-        return eval(code, dict(NAMESPACE)), code  # our own generated code
-    return None, op.forward_code(p, inputs, ["a", "b", "c", "d"][: len(inputs)])
+ARGS = ["a", "b", "c", "d", "e"]  # the input variables of the code under test
+
+
+class _Self:
+    """`self` for code that forward runs (e.g. `dropout_p=0.1 if self.training else 0.0`)."""
+
+    training = False
+
+
+def _helper_source(helper: HelperClass) -> str:
+    """A helper class's code, as model.py prints it (less its comments and type hints)."""
+    lines = [
+        f"class {helper.name}(nn.Module):",
+        f"    def __init__(self, {', '.join(p.split(':')[0] for p in helper.init_params)}):",
+        "        super().__init__()",
+        *(f"        {line}" for line in helper.init_lines),
+        "    def forward(self, x):",
+        *(f"        {line}" for line in helper.forward_lines),
+        f"        return {helper.output}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _build(op: Op, p: OpParams, inputs: list[TensorType]) -> tuple[Any, str]:
+    """The torch module (kind "module") or parameter (kind "parameter") or None, and the code evaluated
+    in forward (the module's call, or the function's expression)."""
+    args = ARGS[: len(inputs)]
+    if op.kind == "function":
+        return None, op.forward_code(p, inputs, args)
+    namespace = dict(NAMESPACE)
+    for helper in op.helpers(p):
+        exec(_helper_source(helper), namespace)  # our own generated code
+    module = eval(op.emit(p, inputs).render(), namespace)  # our own generated code
+    return module, op.module_call(p, inputs, "module", args) if op.kind == "module" else "module"
 
 
 def _run(
     op: Op, p: OpParams, inputs: list[TensorType], tensors: list[torch.Tensor]
-) -> tuple[torch.Tensor, dict[str, int]]:
+) -> tuple[torch.Tensor, dict[str, tuple[int, ...]]]:
+    """The output and the named parameters' shapes (a parameter op's own tensor is named "")."""
     module, code = _build(op, p, inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the emitted code must not rely on deprecated or implicit behaviour
         warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")  # performance only
+        namespace = {**NAMESPACE, **dict(zip(ARGS, tensors, strict=False)), "self": _Self(), "module": module}
         if module is None:
-            namespace = {**NAMESPACE, **dict(zip("abcd", tensors, strict=False))}
             return eval(code, namespace), {}
+        if op.kind == "parameter":
+            return module, {"": tuple(module.shape)}
         if inputs[0].dtype in ("float64", "float16", "bfloat16"):
-            module = module.to(TORCH_DTYPES[inputs[0].dtype])
-        named = {name: t.numel() for name, t in module.named_parameters()}
-        return module(*tensors), named
+            module = namespace["module"] = module.to(TORCH_DTYPES[inputs[0].dtype])
+        named = {name: tuple(t.shape) for name, t in module.named_parameters()}
+        return eval(code, namespace), named
 
 
 def test_every_op_has_cases() -> None:
@@ -265,12 +444,17 @@ def test_op_matches_torch(name: str, case: Case) -> None:
     params, shapes, dtypes = _normalize(case)
     op, p, inputs, inferred = _infer(name, params, shapes, dtypes)
     torch.manual_seed(0)
-    out, named = _run(op, p, inputs, [_tensor(s, d) for s, d in zip(shapes, dtypes, strict=True)])
-    assert tuple(out.shape) == (BATCH, *inferred.out.shape)
+    out, shapes_seen = _run(op, p, inputs, [_tensor(s, d) for s, d in zip(shapes, dtypes, strict=True)])
+    named = {name: math.prod(shape) for name, shape in shapes_seen.items()}
+    assert tuple(out.shape) == (1 if inferred.out.broadcast else BATCH, *inferred.out.shape)
     assert out.dtype == TORCH_DTYPES[inferred.out.dtype]
     assert inferred.params == sum(named.values())
     assert inferred.parameters() == named
+    for name, shape in inferred.shapes:
+        assert shapes_seen[name] == shape, name
     assert inferred.macs >= 0
+    if inferred.out.contiguous and op.kind == "function":
+        assert out.is_contiguous()
 
 
 @pytest.mark.parametrize("name", sorted(all_ops()))
@@ -283,7 +467,9 @@ def test_op_contract(name: str) -> None:
     assert set(op.inferred_params) <= set(op.Params.model_fields)
     for field in op.inferred_params:
         assert op.Params.model_fields[field].default is None, f"inferred {field} must be optional"
-    assert op.min_inputs >= 1 and (op.max_inputs is None or op.max_inputs >= op.min_inputs)
+    assert (op.min_inputs >= 1 or op.kind == "parameter") and (op.max_inputs is None or op.max_inputs >= op.min_inputs)
+    for field in op.ref_params:
+        assert op.Params.model_fields[field].default is None, f"reference parameter {field} must be optional"
 
 
 def test_compiler_does_not_import_torch() -> None:
@@ -329,6 +515,47 @@ EMITTED = [
         [(7,)],
         "nn.Embedding(10, 4, padding_idx=0)",
     ),
+    ("multihead_attention", {"num_heads": 12}, [(197, 768)], "nn.MultiheadAttention(768, 12, batch_first=True)"),
+    (
+        "multihead_attention",
+        {"num_heads": 2, "dropout": 0.1, "bias": False},
+        [(5, 8), (6, 4)],
+        "nn.MultiheadAttention(8, 2, dropout=0.1, bias=False, kdim=4, vdim=4, batch_first=True)",
+    ),
+    (
+        "transformer_encoder",
+        {"nhead": 8, "num_layers": 6, "norm": True},
+        [(10, 512)],
+        "nn.TransformerEncoder(nn.TransformerEncoderLayer(512, 8, batch_first=True), 6, norm=nn.LayerNorm(512))",
+    ),
+    (
+        "transformer_encoder",
+        {"nhead": 4, "num_layers": 2, "norm_first": True, "dim_feedforward": 64, "activation": "gelu"},
+        [(10, 32)],
+        "nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, activation='gelu',"
+        " batch_first=True, norm_first=True), 2, enable_nested_tensor=False)",
+    ),
+    (
+        "transformer",
+        {"num_decoder_layers": 2, "layer_norm_eps": 1e-6},
+        [(10, 512), (9, 512)],
+        "nn.Transformer(d_model=512, nhead=8, num_decoder_layers=2, layer_norm_eps=1e-06, batch_first=True)",
+    ),
+    ("parameter", {"shape": [1, 768]}, [], "nn.Parameter(torch.zeros(1, 1, 768))"),
+    (
+        "parameter",
+        {"shape": [197, 768], "init": "normal", "std": 0.02},
+        [],
+        "nn.Parameter(torch.empty(1, 197, 768).normal_(std=0.02))",
+    ),
+    (
+        "parameter",
+        {"shape": [4], "init": "trunc_normal", "std": 0.02, "requires_grad": False},
+        [],
+        "nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 4), std=0.02), requires_grad=False)",
+    ),
+    ("positional_encoding", {}, [(10, 512)], "SinusoidalPositionalEncoding(512, 10)"),
+    ("positional_embedding", {"max_len": 256}, [(10, 64)], "nn.Embedding(256, 64)"),
 ]
 
 
@@ -346,12 +573,87 @@ def test_emitted_code(name: str, params: dict[str, Any], shapes: list[Shape], ex
         ("mul", {}, ["a", "b"], "a * b"),
         ("concat", {}, ["a", "b"], "torch.cat((a, b), dim=1)"),
         ("concat", {"dim": -1}, ["x1", "x2", "x3"], "torch.cat((x1, x2, x3), dim=-1)"),
+        ("permute", {"dims": [0, 2, 1]}, ["x"], "x.permute(0, 2, 1)"),
+        ("transpose", {"dim0": 1, "dim1": -1}, ["x"], "x.transpose(1, -1)"),
+        ("reshape", {"shape": [2, -1]}, ["x"], "x.reshape(x.shape[0], 2, -1)"),
+        ("view", {"shape": [12]}, ["x"], "x.view(x.shape[0], 12)"),
+        ("select", {"dim": 1, "index": 0}, ["x"], "x[:, 0]"),
+        ("select", {"dim": -1, "index": -1}, ["x"], "x[:, :, -1]"),
+        ("slice", {"dim": 1, "start": 1}, ["x"], "x[:, 1:]"),
+        ("slice", {"dim": 2, "end": 3, "step": 2}, ["x"], "x[:, :, :3:2]"),
+        ("chunk", {"chunks": 2, "dim": -1, "index": 1}, ["x"], "x.chunk(2, dim=-1)[1]"),
+        ("split", {"split_size": [1, 3], "dim": -1, "index": 0}, ["x"], "x.split((1, 3), dim=-1)[0]"),
+        ("expand", {}, ["token", "x"], "token.expand(x.shape[0], -1, -1)"),
+        ("expand", {"sizes": [3, 4]}, ["x"], "x.expand(-1, 3, 4)"),
+        ("scaled_dot_product_attention", {}, ["q", "k", "v"], "F.scaled_dot_product_attention(q, k, v)"),
+        (
+            "scaled_dot_product_attention",
+            {"is_causal": True, "dropout_p": 0.1},
+            ["q", "k", "v"],
+            "F.scaled_dot_product_attention(q, k, v, dropout_p=0.1 if self.training else 0.0, is_causal=True)",
+        ),
     ],
-    ids=["add", "mul", "concat", "concat-dim"],
+    ids=lambda value: value if isinstance(value, str) and value.isidentifier() else None,
 )
 def test_forward_code(name: str, params: dict[str, Any], args: list[str], expected: str) -> None:
-    op, p, inputs, _ = _infer(name, params, [(3, 4)] * len(args), [F32] * len(args))
+    shapes = [(1, 4)] * len(args) if name == "expand" else [(3, 4)] * len(args)
+    op, p, inputs, _ = _infer(name, params, shapes, [F32] * len(args))
     assert op.forward_code(p, inputs, args) == expected
+
+
+@pytest.mark.parametrize(
+    "name,params,shapes,dtypes,args,expected",
+    [
+        ("linear", {"out_features": 4}, [(3,)], [F32], ["x"], "self.fc(x)"),
+        (
+            "multihead_attention",
+            {"num_heads": 2},
+            [(5, 8)],
+            [F32],
+            ["x"],
+            "self.fc(x, x, x, need_weights=False)[0]",
+        ),
+        (
+            "multihead_attention",
+            {"num_heads": 2, "key_padding_mask": "pad"},
+            [(5, 8), (7, 8), (7,)],
+            [F32, F32, BOOL],
+            ["x", "memory", "pad"],
+            "self.fc(x, memory, memory, key_padding_mask=pad, need_weights=False)[0]",
+        ),
+        (
+            "multihead_attention",
+            {"num_heads": 2, "causal": True},
+            [(5, 8)],
+            [F32],
+            ["x"],
+            "self.fc(x, x, x, need_weights=False, attn_mask=torch.ones(x.shape[1], x.shape[1], dtype=torch.bool,"
+            " device=x.device).triu(1), is_causal=True)[0]",
+        ),
+        (
+            "positional_embedding",
+            {},
+            [(5, 8)],
+            [F32],
+            ["x"],
+            "x + self.fc(torch.arange(x.shape[1], device=x.device))",
+        ),
+        (
+            "transformer_decoder",
+            {"nhead": 2, "num_layers": 1, "memory_key_padding_mask": "pad"},
+            [(5, 8), (7, 8), (7,)],
+            [F32, F32, BOOL],
+            ["tgt", "memory", "pad"],
+            "self.fc(tgt, memory, memory_key_padding_mask=pad)",
+        ),
+    ],
+    ids=["plain", "mha-self", "mha-cross-masked", "mha-causal", "positional_embedding", "decoder-memory-mask"],
+)
+def test_module_call(
+    name: str, params: dict[str, Any], shapes: list[Shape], dtypes: list[str], args: list[str], expected: str
+) -> None:
+    op, p, inputs, _ = _infer(name, params, shapes, dtypes)
+    assert op.module_call(p, inputs, "self.fc", args) == expected
 
 
 # --- shape errors
@@ -433,6 +735,42 @@ ERRORS: list[tuple[str, dict[str, Any], list[Shape], str, str, str | None]] = [
     ("concat", {"dim": 0}, [(3, 4), (3, 4)], F32, "E104", "dim"),
     ("concat", {"dim": -4}, [(3, 4), (3, 4)], F32, "E104", "dim"),
     ("embedding", {"num_embeddings": 4, "embedding_dim": 2, "padding_idx": 4}, [(3,)], I64, "E104", "padding_idx"),
+    # tensor.py
+    ("permute", {"dims": [1, 0, 2]}, [(3, 4)], F32, "E104", "dims"),
+    ("permute", {"dims": [0, 1]}, [(3, 4)], F32, "E104", "dims"),
+    ("permute", {"dims": [0, 1, 1]}, [(3, 4)], F32, "E104", "dims"),
+    ("transpose", {"dim0": 0, "dim1": 1}, [(3, 4)], F32, "E104", "dim0"),
+    ("reshape", {"shape": [5]}, [(3, 4)], F32, "E202", "shape"),
+    ("reshape", {"shape": [-1, -1]}, [(3, 4)], F32, "E104", "shape"),
+    ("view", {"shape": [5, -1]}, [(3, 4)], F32, "E202", "shape"),
+    ("select", {"dim": 1, "index": 3}, [(3, 4)], F32, "E104", "index"),
+    ("select", {"dim": 0, "index": 0}, [(3, 4)], F32, "E104", "dim"),
+    ("slice", {"dim": 1, "start": 4}, [(3,)], F32, "E202", "start"),
+    ("chunk", {"chunks": 4, "dim": -1, "index": 3}, [(6,)], F32, "E104", "index"),
+    ("split", {"split_size": [2, 2], "dim": -1, "index": 0}, [(5,)], F32, "E202", "split_size"),
+    ("expand", {"sizes": [3, 4]}, [(2, 4)], F32, "E202", "sizes"),
+    ("expand", {"sizes": [3]}, [(1, 4)], F32, "E104", "sizes"),
+    # attention.py, transformer.py, positional.py
+    ("multihead_attention", {"num_heads": 3}, [(5, 8)], F32, "E202", "num_heads"),
+    ("multihead_attention", {"num_heads": 2}, [(5, 8, 2)], F32, "E203", None),
+    ("multihead_attention", {"num_heads": 2}, [(8,)], F32, "E203", None),
+    ("multihead_attention", {"num_heads": 2, "causal": True}, [(5, 8), (6, 8)], F32, "E204", "causal"),
+    ("multihead_attention", {"num_heads": 2}, [(5, 8), (6, 8), (7, 8)], F32, "E204", None),
+    ("multihead_attention", {"num_heads": 2, "key_padding_mask": "m"}, [(5, 8), (4,)], F32, "E204", "key_padding_mask"),
+    ("multihead_attention", {"num_heads": 2, "key_padding_mask": "m"}, [(5, 8), (5,)], F32, "E205", "key_padding_mask"),
+    ("multihead_attention", {"num_heads": 2}, [(5, 8)], I64, "E205", None),
+    ("scaled_dot_product_attention", {}, [(2, 5, 8), (2, 6, 4), (2, 6, 8)], F32, "E204", None),
+    ("scaled_dot_product_attention", {}, [(2, 5, 8), (2, 6, 8), (2, 7, 8)], F32, "E204", None),
+    ("scaled_dot_product_attention", {}, [(2, 5, 8), (3, 6, 8), (3, 6, 8)], F32, "E204", None),
+    ("scaled_dot_product_attention", {}, [(8,), (8,), (8,)], F32, "E203", None),
+    ("scaled_dot_product_attention", {"attn_mask": "m"}, [(5, 8), (6, 8), (6, 8), (5, 5)], F32, "E204", "attn_mask"),
+    ("transformer_encoder_layer", {"nhead": 3}, [(5, 8)], F32, "E202", "nhead"),
+    ("transformer_encoder", {"nhead": 2, "num_layers": 1, "d_model": 6}, [(5, 8)], F32, "E201", "d_model"),
+    ("transformer_decoder_layer", {"nhead": 2}, [(5, 8), (5, 6)], F32, "E204", None),
+    ("transformer", {}, [(5, 512), (5, 256)], F32, "E204", None),
+    ("positional_encoding", {}, [(5, 7)], F32, "E202", None),
+    ("positional_encoding", {}, [(5,)], F32, "E203", None),
+    ("positional_embedding", {"max_len": 4}, [(5, 8)], F32, "E202", "max_len"),
 ]
 
 
@@ -459,6 +797,26 @@ def test_declared_size_error_has_hint() -> None:
     assert info.value.hint and "6 features" in info.value.message
 
 
+def test_concat_refuses_a_broadcast_input_beside_batched_ones() -> None:
+    op = get_op("concat")
+    assert op is not None
+    token, tokens = TensorType((1, 8), broadcast=True), TensorType((4, 8))
+    with pytest.raises(ShapeError) as info:
+        op.infer(op.Params.model_validate({}), [token, tokens])
+    assert info.value.code == "E204" and "(1, 1, 8)" in info.value.message and "expand" in (info.value.hint or "")
+    assert op.infer(op.Params.model_validate({}), [token, token]).out.shape == (2, 8)
+
+
+def test_view_refuses_a_transposed_input() -> None:
+    transposed = _infer("transpose", {"dim0": 1, "dim1": 2}, [(3, 4)], [F32])[3].out
+    assert not transposed.contiguous
+    op = get_op("view")
+    assert op is not None
+    with pytest.raises(ShapeError) as info:
+        op.infer(op.Params.model_validate({"shape": [12]}), [transposed])
+    assert info.value.code == "E202" and "reshape" in (info.value.hint or "")
+
+
 INVALID_PARAMS = [
     ("max_pool2d", {"kernel_size": 2, "return_indices": True}),
     ("adaptive_max_pool2d", {"output_size": 2, "return_indices": True}),
@@ -481,6 +839,12 @@ INVALID_PARAMS = [
     ("embedding", {"num_embeddings": 4}),
     ("relu", {"inplace": 1}),
     ("concat", {"dim": 1.0}),
+    ("parameter", {}),
+    ("parameter", {"shape": [0]}),
+    ("parameter", {"shape": [2], "init": "xavier"}),
+    ("multihead_attention", {"num_heads": 2, "key_padding_mask": "not a name"}),
+    ("chunk", {"chunks": 2, "dim": -1}),
+    ("transformer_encoder_layer", {"nhead": 2, "activation": "tanh"}),
 ]
 
 
@@ -528,6 +892,54 @@ def test_macs_match_flop_counter(name: str, params: dict[str, Any], shape: Shape
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         module(_tensor(shape, F32, batch=1))
+    assert counter.get_total_flops() == 2 * inferred.macs
+
+
+@contextlib.contextmanager
+def _counted_attention() -> Iterator[None]:
+    """Attention as FlopCounterMode can count it: the math backend of sdpa (plain matmuls) and no fused
+    fast path of nn.MultiheadAttention / transformer layers (the CPU kernels are not counted)."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+
+
+ATTENTION_FLOP_CASES: list[tuple[str, dict[str, Any], list[Shape]]] = [
+    ("multihead_attention", {"num_heads": 2}, [(5, 8)]),
+    ("multihead_attention", {"num_heads": 2, "causal": True}, [(5, 8)]),
+    ("multihead_attention", {"num_heads": 2, "add_bias_kv": True, "add_zero_attn": True}, [(5, 8), (7, 6), (7, 4)]),
+    ("scaled_dot_product_attention", {}, [(2, 5, 8), (2, 6, 8), (2, 6, 4)]),
+    ("scaled_dot_product_attention", {"is_causal": True}, [(3, 5, 8)] * 3),
+    ("transformer_encoder_layer", {"nhead": 2, "dim_feedforward": 16}, [(5, 8)]),
+    ("transformer_decoder_layer", {"nhead": 2, "dim_feedforward": 16}, [(5, 8), (7, 8)]),
+    ("transformer_encoder", {"nhead": 2, "num_layers": 2, "dim_feedforward": 16, "norm": True}, [(5, 8)]),
+    ("transformer_decoder", {"nhead": 2, "num_layers": 2, "dim_feedforward": 16}, [(5, 8), (7, 8)]),
+    (
+        "transformer",
+        {"nhead": 2, "num_encoder_layers": 1, "num_decoder_layers": 2, "dim_feedforward": 16},
+        [(6, 8), (5, 8)],
+    ),
+    ("positional_embedding", {}, [(5, 8)]),
+]
+
+
+@pytest.mark.parametrize(
+    "name,params,shapes", ATTENTION_FLOP_CASES, ids=[_case_id(n, (p, s, F32)) for n, p, s in ATTENTION_FLOP_CASES]
+)
+def test_attention_macs_match_flop_counter(name: str, params: dict[str, Any], shapes: list[Shape]) -> None:
+    """Projections, both attention products (Q K^T and weights @ V) and feed-forward layers, exactly."""
+    op, p, inputs, inferred = _infer(name, params, shapes, [F32] * len(shapes))
+    module, code = _build(op, p, inputs)
+    if module is not None:
+        module.eval()
+    namespace = {**NAMESPACE, **dict(zip(ARGS, [_tensor(s, F32, batch=1) for s in shapes], strict=False))}
+    counter = FlopCounterMode(display=False)
+    with _counted_attention(), counter, torch.no_grad():
+        eval(code, {**namespace, "module": module, "self": _Self()})
     assert counter.get_total_flops() == 2 * inferred.macs
 
 

@@ -44,6 +44,8 @@ class SoftmaxParams(OpParams):
 class _Elementwise(Op):
     """Same shape and dtype out as in; every parameter is a keyword argument of the torch module."""
 
+    keeps_layout = True
+
     def infer(self, p: Any, inputs: list[TensorType]) -> Inferred:
         check_float(inputs[0], self.name)
         return Inferred(inputs[0])

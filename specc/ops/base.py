@@ -7,7 +7,7 @@ ops of kind "module" become `self.<name> = <Call>` in `__init__` and `x = self.<
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +23,9 @@ PosInt = Annotated[int, Field(ge=1, le=MAX_DIM)]
 NonNegInt = Annotated[int, Field(ge=0, le=MAX_DIM)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
+# A parameter naming another node (an input or an earlier layer) whose value the op takes as an extra
+# input, e.g. an attention mask. The resolver appends such references to the node's inputs.
+NodeRef = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
 
 class OpParams(BaseModel):
@@ -33,10 +36,18 @@ class OpParams(BaseModel):
 
 @dataclass(frozen=True)
 class TensorType:
-    """A tensor's per-sample shape (the batch dimension is implicit and leads) and dtype."""
+    """A tensor's per-sample shape (the batch dimension is implicit and leads) and dtype.
+
+    `broadcast`: the tensor is the same for every sample, its batch dim is 1 (an `nn.Parameter`
+    such as a class token, and what is computed from it alone); it broadcasts in `add`/`mul`, and
+    `expand` gives it the batch size of another tensor. `contiguous`: False after a view that
+    reorders or strides memory (transpose, permute, indexing), which `view` cannot take.
+    """
 
     shape: tuple[int, ...]
     dtype: str = "float32"
+    broadcast: bool = False
+    contiguous: bool = True
 
     @property
     def rank(self) -> int:
@@ -46,9 +57,17 @@ class TensorType:
     def numel(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def batch(self) -> str:
+        """How comments and messages show the batch dim: `B`, or `1` for a broadcast tensor."""
+        return "1" if self.broadcast else "B"
+
     def describe(self) -> str:
         dims = ", ".join(str(d) for d in self.shape)
-        return f"(B, {dims})" if dims else "(B,)"
+        return f"({self.batch}, {dims})" if dims else f"({self.batch},)"
+
+    def with_shape(self, shape: tuple[int, ...]) -> "TensorType":
+        return replace(self, shape=shape)
 
 
 class ShapeError(Exception):
@@ -123,11 +142,29 @@ class Inferred:
     macs: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
     tensors: tuple[tuple[str, int], ...] = ()
+    # Full shapes of some of those tensors (at least `weight` for ops that can share it with `tie`).
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def parameters(self) -> dict[str, int]:
         named = dict(self.tensors) if self.tensors else ({"weight": self.params} if self.params else {})
         assert sum(named.values()) == self.params, "an op's tensors must add up to its parameter count"
         return named
+
+
+@dataclass(frozen=True)
+class HelperClass:
+    """A small `nn.Module` that model.py defines because an op's code uses it and torch has none.
+
+    Printed like a block class: `__init__(self, *init_params)` runs `init_lines`, `forward(self, x)`
+    runs `forward_lines` and returns `output`. `imports` are the lines its code needs.
+    """
+
+    name: str
+    init_params: tuple[str, ...]
+    init_lines: tuple[str, ...]
+    forward_lines: tuple[str, ...]
+    output: str
+    imports: tuple[str, ...] = ()
 
 
 def weight_and_bias(weight: int, bias: int) -> dict[str, object]:
@@ -137,11 +174,16 @@ def weight_and_bias(weight: int, bias: int) -> dict[str, object]:
 
 
 class Op:
-    """Base class of every layer type. Subclasses set the ClassVars and override the methods."""
+    """Base class of every layer type. Subclasses set the ClassVars and override the methods.
+
+    Kinds: "module" ops are attributes built in `__init__` and called in `forward`; "function" ops
+    are expressions in `forward`; "parameter" ops take no input and are a tensor attribute
+    (`self.<name> = nn.Parameter(...)`), used in `forward` as `self.<name>`.
+    """
 
     name: ClassVar[str]
     Params: ClassVar[type[OpParams]] = OpParams
-    kind: ClassVar[Literal["module", "function"]] = "module"
+    kind: ClassVar[Literal["module", "function", "parameter"]] = "module"
     prefix: ClassVar[str] = ""  # default node-name stem: conv2d -> conv1, conv2, ...
     torch_name: ClassVar[str] = ""  # for the supported-ops table
     summary: ClassVar[str] = ""
@@ -149,6 +191,42 @@ class Op:
     max_inputs: ClassVar[int | None] = 1
     # Parameters that the user need not write because shape inference fills them in.
     inferred_params: ClassVar[tuple[str, ...]] = ()
+    # Parameters (typed `NodeRef | None`) that name extra inputs, e.g. masks; when set, the node's
+    # value is appended to the inputs, in this order, after the inputs given by `in`.
+    ref_params: ClassVar[tuple[str, ...]] = ()
+    # Whether a layer may share its `weight` with an earlier layer's (`tie: <name>`); `infer` must then
+    # give the weight's shape in `Inferred.shapes`.
+    tieable: ClassVar[bool] = False
+    # Whether the output keeps the input's memory layout (element-wise ops, dropout): a non-contiguous
+    # input gives a non-contiguous output. Other ops' outputs are as their `infer` says.
+    keeps_layout: ClassVar[bool] = False
+
+    def refs(self, p: Any) -> int:
+        """How many of `inputs` are extra inputs named by `ref_params`."""
+        return sum(getattr(p, name, None) is not None for name in self.ref_params)
+
+    def chainable(self, p: Any) -> "str | None":
+        """None if the layer can be a child of a sequential (called with one tensor, returning one);
+        else the reason it cannot."""
+        if self.kind == "function":
+            return "it is computed in forward, not a module"
+        if self.kind == "parameter":
+            return "it takes no input"
+        if self.refs(p):
+            return "it takes extra inputs (masks)"
+        return None
+
+    def module_call(self, p: Any, inputs: list[TensorType], module: str, args: list[str]) -> str:
+        """Kind "module": the expression computed in `forward` by calling `module` on the inputs."""
+        return f"{module}({', '.join(args)})"
+
+    def imports(self, p: Any) -> tuple[str, ...]:
+        """Import lines the emitted code needs beyond `import torch` and `from torch import nn`."""
+        return ()
+
+    def helpers(self, p: Any) -> tuple[HelperClass, ...]:
+        """Classes model.py must define for the emitted code."""
+        return ()
 
     def infer(self, p: Any, inputs: list[TensorType]) -> Inferred:
         raise NotImplementedError

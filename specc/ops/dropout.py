@@ -23,6 +23,7 @@ class _Dropout(Op):
     Params = DropoutParams
     prefix = "dropout"
     ranks: tuple[int, ...] = ()  # empty: any rank
+    keeps_layout = True
 
     def infer(self, p: DropoutParams, inputs: list[TensorType]) -> Inferred:
         x = check_rank(inputs, *self.ranks, what=self.name) if self.ranks else inputs[0]

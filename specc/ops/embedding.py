@@ -32,6 +32,7 @@ class Embedding(Op):
     prefix = "embed"
     torch_name = "nn.Embedding"
     summary = "Looks up integer indices in a table of `num_embeddings` vectors of size `embedding_dim`."
+    tieable = True
 
     def infer(self, p: EmbeddingParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]
@@ -49,7 +50,7 @@ class Embedding(Op):
                 field="padding_idx",
             )
         out = TensorType((*x.shape, p.embedding_dim), "float32")
-        return Inferred(out, params=n * p.embedding_dim)
+        return Inferred(out, params=n * p.embedding_dim, shapes=(("weight", (n, p.embedding_dim)),))
 
     def emit(self, p: EmbeddingParams, inputs: list[TensorType]) -> Call:
         names = ["padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse"]

@@ -32,6 +32,7 @@ class Linear(Op):
     torch_name = "nn.Linear"
     summary = "Fully connected layer over the last dimension; `in_features` is inferred."
     inferred_params = ("in_features",)
+    tieable = True
 
     def infer(self, p: LinearParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]
@@ -46,7 +47,8 @@ class Linear(Op):
         out = TensorType((*x.shape[:-1], p.out_features), x.dtype)
         rows = x.numel // in_features
         weights = weight_and_bias(in_features * p.out_features, p.out_features if p.bias else 0)
-        return Inferred(out, macs=rows * in_features * p.out_features, **weights)  # type: ignore[arg-type]
+        shapes = (("weight", (p.out_features, in_features)),)
+        return Inferred(out, macs=rows * in_features * p.out_features, shapes=shapes, **weights)  # type: ignore[arg-type]
 
     def emit(self, p: LinearParams, inputs: list[TensorType]) -> Call:
         kwargs = () if p.bias else (("bias", False),)
@@ -64,6 +66,7 @@ class Identity(Op):
     prefix = "identity"
     torch_name = "nn.Identity"
     summary = "Returns its input unchanged (a placeholder, e.g. for a removed head)."
+    keeps_layout = True
 
     def infer(self, p: Any, inputs: list[TensorType]) -> Inferred:
         return Inferred(inputs[0])

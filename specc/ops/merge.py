@@ -31,6 +31,7 @@ class _Elementwise(Op):
     kind = "function"
     min_inputs = 2
     max_inputs = None
+    keeps_layout = True
     operator: str
 
     def infer(self, p: Any, inputs: list[TensorType]) -> Inferred:
@@ -105,6 +106,14 @@ class Concat(Op):
                 hint="dims count the batch as dim 0; the channels are dim 1",
             )
         axis = dim - 1
+        if len({x.broadcast for x in inputs}) > 1:
+            shared = next(i for i, x in enumerate(inputs) if x.broadcast)
+            raise ShapeError(
+                "E204",
+                f"concat: input {shared + 1} {inputs[shared].describe()} has a batch dim of 1 (it is the same for"
+                " every sample), but others have the batch size",
+                hint="expand it to the batch first: `{op: expand, in: [<it>, <a batched input>]}`",
+            )
         acc = first
         for i, x in enumerate(inputs[1:], start=1):
             if x.rank != acc.rank:

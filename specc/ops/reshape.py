@@ -23,7 +23,7 @@ from specc.ops.base import (
 from specc.ops.registry import register
 
 
-def _normalize_dim(dim: int, x: TensorType, field: str) -> int:
+def normalize_dim(dim: int, x: TensorType, field: str) -> int:
     """`dim` (batch = 0, negative from the end) as a non-negative index into (B, *x.shape)."""
     rank = x.rank + 1
     if not -rank <= dim < rank:
@@ -56,11 +56,12 @@ class Flatten(Op):
     prefix = "flatten"
     torch_name = "nn.Flatten"
     summary = "Flattens dims `start_dim`..`end_dim` (default 1..-1, the batch is dim 0) into one."
+    keeps_layout = True  # a view where it can be
 
     def infer(self, p: FlattenParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]
-        start = _normalize_dim(p.start_dim, x, "start_dim")
-        end = _normalize_dim(p.end_dim, x, "end_dim")
+        start = normalize_dim(p.start_dim, x, "start_dim")
+        end = normalize_dim(p.end_dim, x, "end_dim")
         if start > end:
             raise ShapeError(
                 "E104",
@@ -88,10 +89,11 @@ class Unflatten(Op):
     prefix = "unflatten"
     torch_name = "nn.Unflatten"
     summary = "Splits dim `dim` (the batch is dim 0) into `sizes`; one size may be -1 (inferred)."
+    keeps_layout = True
 
     def infer(self, p: UnflattenParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]
-        dim = _normalize_dim(p.dim, x, "dim")
+        dim = normalize_dim(p.dim, x, "dim")
         size = x.shape[dim - 1]
         unknown = p.sizes.count(-1)
         if unknown > 1:

@@ -8,10 +8,12 @@ widened to also accept an expression, plus the node fields every layer shares (`
 from functools import cache
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Discriminator, Field, Tag, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, model_validator
 
 from specc.ops import all_ops
 from specc.ops.base import DType, PosInt
+from specc.spec.training import DataSpec, TrainSpec
+from specc.spec.transfer import Glob, Pretrained
 from specc.spec.types import ClassName, ExprStr, Identifier, Scalar, StrictModel, widen
 
 SPEC_VERSION = 1
@@ -48,6 +50,10 @@ class SequentialLayer(NodeBase):
     layers: Annotated[list["LayerItem"], Field(min_length=1)]
 
 
+# A name pattern with the repeat index: an identifier around exactly one `{i}` (checked by the resolver).
+RepeatNames = Annotated[str, Field(min_length=1, max_length=60)]
+
+
 class BlockLayer(NodeBase):
     """An instance of a block from `blocks:` (its own nn.Module class); with `repeat`, an nn.Sequential of them."""
 
@@ -56,6 +62,11 @@ class BlockLayer(NodeBase):
         default_factory=dict, description="Values of the block's parameters; with `repeat`, `i` is the index."
     )
     repeat: PosInt | ExprStr | None = Field(default=None, description="Number of instances, numbered 0, 1, ...")
+    names: RepeatNames | None = Field(
+        default=None,
+        description="With `repeat`: the instances' names in their nn.Sequential, `{i}` being the index"
+        " (e.g. `encoder_layer_{i}`); default 0, 1, ...",
+    )
 
 
 BLOCK_TAG = "block use"  # not a possible key, so error locations never mistake it for one
@@ -82,6 +93,11 @@ def layer_models() -> dict[str, type[BaseModel]]:
             annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
             default = ... if info.is_required() else info.default
             fields[field_name] = (widen(annotation), Field(default=default, description=info.description))
+        if op.tieable:
+            fields["tie"] = (
+                Ref | None,
+                Field(default=None, description="An earlier layer whose `weight` this layer shares (weight tying)."),
+            )
         class_name = "".join(part.capitalize() for part in name.split("_")) + "Layer"
         models[name] = create_model(class_name, __base__=NodeBase, __doc__=op.summary, **fields)
     return models
@@ -135,6 +151,16 @@ class BlockSpec(StrictModel):
         description="Named values computed from the parameters, in order (e.g. `width: planes * base_width // 64`);"
         " they become local variables of the block's __init__.",
     )
+    inputs: Annotated[list[Identifier], Field(min_length=1, max_length=8)] | None = Field(
+        default=None,
+        description="Inputs besides `x` (always the first), e.g. `[memory]` or `[padding_mask]`; a use passes them"
+        " with `in: [a, b]`, and a `repeat` passes them to every instance (a loop over an nn.ModuleList).",
+    )
+    dims: Annotated[list[Identifier], Field(min_length=1, max_length=8)] | None = Field(
+        default=None,
+        description="Names of the input's per-sample sizes, e.g. `[seq_len, embed_dim]`: usable in expressions,"
+        " constructor parameters of the class, shown in its comments. Default: in_channels, ..., in_features.",
+    )
     layers: Annotated[list[LayerItem], Field(min_length=1)]  # type: ignore[valid-type]
     output: Ref | None = Field(default=None, description="The node whose value forward returns; default: the last.")
 
@@ -143,7 +169,14 @@ class BlockSpec(StrictModel):
         for name in self.vars:
             if name in self.params:
                 raise ValueError(f"`{name}` is both a parameter and a var")
-        for name in [*self.params, *self.vars]:
+        for name in self.dims or []:
+            if name in self.params or name in self.vars or (self.dims or []).count(name) > 1:
+                raise ValueError(f"dim `{name}` is named twice (as a dim, parameter or var)")
+        names = [*self.params, *self.vars, *(self.dims or [])]
+        for name in self.inputs or []:
+            if name in names or (self.inputs or []).count(name) > 1:
+                raise ValueError(f"input `{name}` is named twice (as an input, parameter, var or dim)")
+        for name in [*self.params, *self.vars, *(self.dims or []), *(self.inputs or [])]:
             if name.startswith("in_") or name == "i":
                 raise ValueError(
                     f"block parameter `{name}`: names `i` and `in_*` are reserved for indices and input sizes"
@@ -154,8 +187,19 @@ class BlockSpec(StrictModel):
         return {k: BlockParam(type=v) if isinstance(v, str) else v for k, v in self.params.items()}
 
 
+def _layers_or_extends(schema: dict[str, Any]) -> None:
+    """In a file, `layers` may be left out by a spec that `extends` another: it takes the base's layers.
+
+    (Validation sees the merged document, where `layers` is always present.)
+    """
+    schema["required"] = [key for key in schema.get("required", []) if key != "layers"]
+    schema["anyOf"] = [{"required": ["layers"]}, {"required": ["extends"]}]
+
+
 class Spec(StrictModel):
     """A specc network spec."""
+
+    model_config = ConfigDict(json_schema_extra=_layers_or_extends)
 
     specc: Literal[1] = Field(default=SPEC_VERSION, description="Spec format version.")
     name: ClassName = Field(description="Name of the generated nn.Module class.")
@@ -166,8 +210,23 @@ class Spec(StrictModel):
         default_factory=dict, description="Constants usable in expressions, e.g. `num_classes: 10`."
     )
     blocks: dict[ClassName, BlockSpec] = Field(default_factory=dict, description="Reusable blocks, by class name.")
-    layers: Annotated[list[LayerItem], Field(min_length=1)]  # type: ignore[valid-type]
+    layers: Annotated[list[LayerItem], Field(min_length=1)] = Field(  # type: ignore[valid-type]
+        description="The network, in order; each layer takes the previous one unless it says `in`."
+    )
     output: Ref | None = Field(default=None, description="The node whose value forward returns; default: the last.")
+    extends: Identifier | None = Field(
+        default=None, description="A bundled spec (e.g. `resnet18`) whose blocks and layers this spec starts from."
+    )
+    replace: dict[Identifier, LayerItem] = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="Top-level layers to replace, by name (e.g. a new head `fc`)."
+    )
+    pretrained: Pretrained | None = Field(default=None, description="Load pretrained weights in build_model().")
+    freeze: list[Glob] = Field(default_factory=list, description="Parameter-name patterns to freeze (`*`: all).")
+    trainable: list[Glob] = Field(
+        default_factory=list, description="Patterns kept trainable although `freeze` matches them (e.g. `fc.*`)."
+    )
+    data: DataSpec | None = Field(default=None, description="The data to train on (generates dataset.py).")
+    train: TrainSpec | None = Field(default=None, description="How to train (generates train.py with `data`).")
 
     @model_validator(mode="after")
     def _one_input_form(self) -> "Spec":

@@ -1,0 +1,2 @@
+"""Data and training components. Each module here defines components with `@register`; they are
+discovered automatically."""
