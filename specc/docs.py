@@ -72,7 +72,11 @@ def _type_text(schema: dict[str, Any], defs: dict[str, Any]) -> str:
     if "anyOf" in schema:
         return " or ".join(dict.fromkeys(_type_text(s, defs) for s in schema["anyOf"]))
     if "oneOf" in schema:
-        return "a layer" if len(schema["oneOf"]) > 5 else " or ".join(_type_text(s, defs) for s in schema["oneOf"])
+        members = schema["oneOf"]
+        if len(members) > 5:
+            first = members[0].get("$ref", "")
+            return "a layer" if first.endswith("Layer") else "a mapping: one of the kinds below, by its `type`"
+        return " or ".join(_type_text(m, defs) for m in members)
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"]) if len(schema["enum"]) <= 8 else "an op name"
     if "const" in schema:

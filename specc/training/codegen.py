@@ -7,6 +7,7 @@ train.py's command line. The templates only print the plain data built here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from specc.codegen import DTYPE_CODE, Header, environment
@@ -55,6 +56,7 @@ class TrainContext:
     optimizer: str
     scheduler: list[str]
     metrics: list[MetricCode]
+    build_model: str  # the call that builds the model (with pretrained-weight options for fine-tuning)
 
 
 def render_dataset(plan: Plan, head: Header) -> str:
@@ -262,7 +264,8 @@ def train_context(plan: Plan, head: Header) -> TrainContext:
     # The build's own dataset.py and model.py sort with the third-party imports, as isort and ruff
     # place modules they do not know.
     third = {"import torch", "import torch.distributed as dist", "from torch import nn"}
-    third |= {"import dataset", "from model import build_model"}
+    model_imports = "PRETRAINED_FILE, build_model" if plan.pretrained else "build_model"
+    third |= {"import dataset", f"from model import {model_imports}"}
     return TrainContext(
         header=head,
         docstring=_train_docstring(plan),
@@ -275,6 +278,11 @@ def train_context(plan: Plan, head: Header) -> TrainContext:
         optimizer=optimizer.render(),
         scheduler=_scheduler_lines(plan, scheduler_code.call if scheduler_code else None),
         metrics=metrics,
+        build_model=(
+            "build_model(pretrained=args.pretrained, weights_file=args.weights_file)"
+            if plan.pretrained
+            else "build_model()"
+        ),
     )
 
 
@@ -337,6 +345,24 @@ def _flags(plan: Plan) -> list[Flag]:
         flag("--checkpoint-every", "type=int", f"default={t.checkpoint.every!r}", 'help="epochs between checkpoints"'),
         flag("--keep-checkpoints", "type=int", f"default={t.checkpoint.keep!r}", 'help="how many checkpoints to keep"'),
         flag("--log-interval", "type=float", f"default={t.log_interval!r}", 'help="seconds between progress lines"'),
+        *(_pretrained_flags(flag) if plan.pretrained else []),
+    ]
+
+
+def _pretrained_flags(flag: Callable[..., Flag]) -> list[Flag]:
+    """Fine-tuning: where the starting weights come from (model.py's build_model does the loading)."""
+    return [
+        flag(
+            "--pretrained",
+            "action=argparse.BooleanOptionalAction",
+            "default=True",
+            'help="start from the pretrained weights the spec names (downloaded once by torchvision)"',
+        ),
+        flag(
+            "--weights-file",
+            "default=PRETRAINED_FILE",
+            'help="a saved state_dict to start from instead (loaded with weights_only=True)"',
+        ),
     ]
 
 

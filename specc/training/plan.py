@@ -62,6 +62,7 @@ class Plan:
     optimizer: Use
     scheduler: Use | None
     output_dir: str
+    pretrained: bool = False  # model.py's build_model takes `pretrained` and `weights_file`
 
 
 def plan(spec: Spec, graph: Graph, doc: Document) -> Plan | None:
@@ -155,6 +156,7 @@ def plan(spec: Spec, graph: Graph, doc: Document) -> Plan | None:
         optimizer=optimizer,
         scheduler=scheduler,
         output_dir=train.output_dir or f"runs/{graph.name.lower()}",
+        pretrained=spec.pretrained is not None or bool(spec.freeze),
     )
 
 
