@@ -566,14 +566,6 @@ def _walk(nodes: list[Node]) -> list[Node]:
     return out
 
 
-def _output(graph: Graph) -> TensorType:
-    if graph.output in graph.inputs:
-        return graph.inputs[graph.output]
-    out = graph.node(graph.output).out
-    assert out is not None
-    return out
-
-
 def _compatible(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
 

@@ -93,6 +93,15 @@ class Graph:
         return next(n for n in self.nodes if n.name == name)
 
     @property
+    def output_type(self) -> TensorType:
+        """The type of the value `forward` returns (after inference)."""
+        if self.output in self.inputs:
+            return self.inputs[self.output]
+        out = self.node(self.output).out
+        assert out is not None, "output_type is known after shape inference"
+        return out
+
+    @property
     def param_count(self) -> int:
         return sum(n.param_count for n in self.nodes)
 

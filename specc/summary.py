@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from specc.ir import Graph, Node
-from specc.ops import TensorType
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def rows(graph: Graph) -> list[Row]:
         for index, instance in enumerate(node.instances):
             if node.repeated:
                 instance_name = f"{name}.{node.instance_name(index)}"
-                shape = [int(d) for d in _output(instance).shape]
+                shape = [int(d) for d in instance.output_type.shape]
                 out.append(Row(instance_name, node.op, shape, instance.param_count, instance.macs, depth + 1))
                 visit_graph(instance, f"{instance_name}.", depth + 2)
             else:
@@ -47,12 +46,6 @@ def rows(graph: Graph) -> list[Row]:
     return out
 
 
-def _output(graph: Graph) -> TensorType:
-    if graph.output in graph.inputs:
-        return graph.inputs[graph.output]
-    out = graph.node(graph.output).out
-    assert out is not None
-    return out
 
 
 def parameters(graph: Graph) -> dict[str, int]:
