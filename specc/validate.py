@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -10,7 +10,7 @@ from specc.errors import SourceLoc, SpecError, SpecErrors, did_you_mean
 from specc.load import Document, JsonPath
 from specc.naming import class_name_problem, name_problem
 from specc.ops import all_ops
-from specc.spec.document import BlockLayer, BlockSpec, SequentialLayer, Spec, layer_models
+from specc.spec.document import BlockLayer, SequentialLayer, Spec, layer_models
 
 _CONTAINERS = {"sequential"}
 
@@ -108,22 +108,57 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[JsonPath, str | None]:
 
 
 def _model_at(doc_data: Any, path: JsonPath) -> type[BaseModel] | None:
-    """The pydantic model that validates the mapping at `path` (for did-you-mean on unknown keys)."""
+    """The pydantic model that validates the mapping at `path` (for did-you-mean on unknown keys).
+
+    Walks the model tree from `Spec` along `path`; where a union offers several models (a data source,
+    a loss), the mapping's `type`/`op` value or, failing that, its keys pick one.
+    """
     node: Any = doc_data
+    candidates: list[type[BaseModel]] = [Spec]
     for part in path:
         node = node[part]  # type: ignore[index]
-    if path == ():
-        return Spec
+        if isinstance(part, str):
+            candidates = [
+                model
+                for candidate in candidates
+                for name, info in candidate.model_fields.items()
+                if part in (name, info.alias)
+                for model in _models_in(info.annotation, info.metadata)
+            ] or candidates  # a mapping's key or a list index keeps the element models
     if isinstance(node, dict) and "block" in node and "op" not in node:
         return BlockLayer
-    if len(path) == 2 and path[0] == "blocks":
-        return BlockSpec
     if isinstance(node, dict) and isinstance(node.get("op"), str):
-        op = node["op"]
-        if op == "sequential":
+        if node["op"] == "sequential":
             return SequentialLayer
-        return layer_models().get(op)
-    return None
+        if node["op"] in layer_models():
+            return layer_models()[node["op"]]
+    if not isinstance(node, dict) or not candidates:
+        return None
+    for key in ("type", "op"):
+        tagged = [m for m in candidates if _literal_field(m, key) == node.get(key)]
+        if node.get(key) is not None and tagged:
+            return tagged[0]
+    return max(candidates, key=lambda m: len(set(node) & set(_field_names(m))))
+
+
+def _models_in(annotation: Any, metadata: list[Any] | None = None) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold, looking through unions, lists, dicts and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in get_args(annotation):
+        for model in _models_in(arg):
+            if model not in found:
+                found.append(model)
+    return found
+
+
+def _literal_field(model: type[BaseModel], key: str) -> Any:
+    info = model.model_fields.get(key)
+    if info is None or get_origin(info.annotation) is not Literal:
+        return None
+    values = get_args(info.annotation)
+    return values[0] if len(values) == 1 else None
 
 
 def _field_names(model: type[BaseModel] | None) -> list[str]:

@@ -96,6 +96,7 @@ BAD = {
         "bad.yaml:10:24: error[E104]: `train`: unknown transform `to_tensr` (did you mean `to_tensor`?)\n"
         "bad.yaml:12:9: error[E104]: `loss`: unknown loss `crossentropy` (did you mean `cross_entropy`?)\n"
         "bad.yaml:13:35: error[E101]: unknown key `momentun` in `train.optimizer`\n"
+        "  hint: did you mean `momentum`?\n"
         "bad.yaml:14:14: error[E104]: `scheduler`: scheduler `step` has required parameters: "
         "write {type: step, step_size: ...}",
     ),
