@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, help="write to a file; .svg/.png/.pdf are rendered with Graphviz")
     p.set_defaults(func=_graph)
 
+    p = sub.add_parser("verify", help="run the generated model (needs torch) and compare every shape with specc's")
+    p.add_argument("spec", type=Path)
+    p.set_defaults(func=_verify)
+
     p = sub.add_parser("new", help="start a spec from a bundled example")
     p.add_argument("path", type=Path, help="the spec file to create, e.g. my_net.yaml (class MyNet)")
     p.add_argument("--from", dest="template", default="lenet", help="bundled spec to start from (default: lenet)")
@@ -211,6 +215,12 @@ def _graph(args: argparse.Namespace) -> int:
         write_files(output.parent, {output.name: text})
         print(f"wrote {output}")
     return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from specc.verify import verify_command
+
+    return verify_command(args.spec)
 
 
 def _new(args: argparse.Namespace) -> int:

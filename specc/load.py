@@ -18,7 +18,11 @@ import yaml
 
 from specc.errors import SourceLoc, SpecError
 
-MAX_FILE_BYTES = 2 * 1024 * 1024
+# The caps keep the cost of refusing any file under a second: PyYAML's parser is pure Python (about 1 s
+# per 2 MB), and later stages take time per value. The largest bundled spec has 500 values in 12 KB.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_LINES = 50_000
+MAX_VALUES = 10_000
 MAX_DEPTH = 64
 MAX_INT = 2**63 - 1
 
@@ -42,6 +46,8 @@ _INT16 = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML (1.1, as PyYAML) counts as a line break
+_SURROGATE = re.compile("[\ud800-\udfff]")  # from an escape (`"\\ud800"`): not a character, cannot be encoded
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,8 @@ _PLAIN = "specc:plain"  # an untagged plain scalar, resolved by YAML 1.2 rules i
 
 
 class _Loader(yaml.SafeLoader):
-    """Composes a node tree; refuses aliases and caps depth before Python's recursion limit."""
+    """Composes a node tree; refuses aliases, and caps the nesting depth (before Python's recursion limit)
+    and the number of values (before a big file costs much time or memory)."""
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         # PyYAML resolves plain scalars by YAML 1.1 rules (`no` is false, `0755` is octal);
@@ -82,6 +89,7 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self._file = file
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -93,11 +101,19 @@ class _Loader(yaml.SafeLoader):
                 hint="write the value out in full; specs use blocks for reuse",
             )
         self._depth += 1
+        self._nodes += 1
         if self._depth > MAX_DEPTH:
             event = self.peek_event()
             raise SpecError(
                 "E007",
                 f"nesting is deeper than {MAX_DEPTH} levels",
+                _mark(self._file, event.start_mark),
+            )
+        if self._nodes > MAX_VALUES:
+            event = self.peek_event()
+            raise SpecError(
+                "E002",
+                f"the spec holds more than {MAX_VALUES:,} values (mappings, lists and scalars); that is the limit",
                 _mark(self._file, event.start_mark),
             )
         try:
@@ -129,11 +145,31 @@ def load_bytes(raw: bytes, file: str = "<spec>") -> Document:
     if len(raw) > MAX_FILE_BYTES:
         raise SpecError("E002", f"spec is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}", SourceLoc(file))
     text = _decode(raw, file)
+    lines = len(_LINE_BREAK.findall(text)) + 1
+    if lines > MAX_LINES:
+        raise SpecError(
+            "E002", f"spec has {lines:,} lines; the limit is {MAX_LINES:,}", SourceLoc(file, MAX_LINES + 1, 1)
+        )
     if file.endswith(".json"):
         _check_json(text, file)
-    loader = _Loader(text, file)
+    node = _compose(text, file)
+    if node is None:
+        raise SpecError("E011", "spec file is empty", SourceLoc(file))
+    source_map: dict[JsonPath, SourceLoc] = {}
+    key_map: dict[JsonPath, SourceLoc] = {}
+    data = _construct(node, (), file, source_map, key_map)
+    return Document(data=data, source_map=source_map, file=file, raw=raw, key_map=key_map)
+
+
+def _compose(text: str, file: str) -> Any:
+    """The node tree of the single document in `text` (None if there is none)."""
     try:
-        node = loader.get_single_node()
+        loader = _Loader(text, file)  # PyYAML's reader refuses control characters here, before parsing
+    except yaml.reader.ReaderError as exc:
+        problem = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+        raise SpecError("E004", f"YAML syntax error: {problem}", _offset_loc(text, exc.position, file)) from None
+    try:
+        return loader.get_single_node()
     except SpecError:
         raise
     except yaml.composer.ComposerError as exc:
@@ -148,12 +184,6 @@ def load_bytes(raw: bytes, file: str = "<spec>") -> Document:
         raise SpecError("E004", f"YAML syntax error: {exc}", SourceLoc(file)) from None
     finally:
         loader.dispose()
-    if node is None:
-        raise SpecError("E011", "spec file is empty", SourceLoc(file))
-    source_map: dict[JsonPath, SourceLoc] = {}
-    key_map: dict[JsonPath, SourceLoc] = {}
-    data = _construct(node, (), file, source_map, key_map)
-    return Document(data=data, source_map=source_map, file=file, raw=raw, key_map=key_map)
 
 
 def _decode(raw: bytes, file: str) -> str:
@@ -247,7 +277,9 @@ def _construct(
             key_loc = _mark(file, key_node.start_mark)
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SpecError("E102", "mapping keys must be plain strings", key_loc)
-            key = key_node.value  # keys are names: `1: x` means the string "1"
+            if key_node.tag != _PLAIN and key_node.tag not in _STANDARD_TAGS:
+                raise SpecError("E008", f"YAML tag `{key_node.tag}` is not allowed", key_loc, hint="remove the tag")
+            key = _text(key_node.value, key_loc)  # keys are names: `1: x` means the string "1"
             if key in first_seen:
                 raise SpecError(
                     "E005",
@@ -264,8 +296,20 @@ def _construct(
     return _scalar(node, loc)
 
 
+def _text(value: str, loc: SourceLoc) -> str:
+    surrogate = _SURROGATE.search(value)
+    if surrogate:
+        raise SpecError(
+            "E003",
+            f"`\\u{ord(surrogate.group()):04x}` is half of a surrogate pair, not a character:"
+            " strings must be valid Unicode",
+            loc,
+        )
+    return value
+
+
 def _scalar(node: yaml.ScalarNode, loc: SourceLoc) -> Any:
-    value: str = node.value
+    value: str = _text(node.value, loc)
     tag = node.tag
     if tag == "tag:yaml.org,2002:str":
         return value

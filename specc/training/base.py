@@ -35,7 +35,7 @@ __all__ = [
     "non_default",
 ]
 
-Task = Literal["classification", "binary", "regression"]
+Task = Literal["classification", "binary", "regression", "language_model"]
 # What one sample is before/after a transform: a PIL image, a uint8 image tensor, a float tensor,
 # or unknown (a user's tensors or class).
 SampleKind = Literal["pil", "uint8", "float", "any"]
@@ -223,6 +223,7 @@ class TargetCode:
 
     expression: str  # over `output` and `target`
     dtype: Literal["int64", "float32"]
+    output: str = "output"  # the outputs as the loss and metrics take them (over `output`)
 
 
 class Loss(Component):
@@ -260,6 +261,7 @@ class MetricCode:
     key: str  # the column in metrics.jsonl, after "val_" / "test_"
     total: str  # expression over `output`, `target` (as prepared for the loss)
     count: str
+    final: str = "value"  # the reported value, over `value` = sum(total) / sum(count) (and `math`)
 
 
 class Metric(Component):

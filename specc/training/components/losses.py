@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from specc.training.base import Call, Loss, Params, ShapeError, non_default
+from specc.training.base import Call, Loss, Params, ShapeError, TargetCode, non_default
 from specc.training.registry import register
 
 Reduction = Literal["mean", "sum"]
@@ -125,3 +125,39 @@ class BceWithLogits(_Binary):
         if p.pos_weight is None:
             return Call("nn.BCEWithLogitsLoss")
         return Call("nn.BCEWithLogitsLoss", (), (("pos_weight", Call("torch.tensor", (p.pos_weight,))),))
+
+
+class LmCrossEntropyParams(Params):
+    label_smoothing: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+
+
+@register
+class LmCrossEntropy(Loss):
+    name = "lm_cross_entropy"
+    torch_name = "nn.CrossEntropyLoss"
+    summary = (
+        "Language modelling: cross-entropy of every position's next-token logits (L, V) against the shifted "
+        "targets (L,), as one batch of tokens; reports perplexity."
+    )
+    Params = LmCrossEntropyParams
+    task = "language_model"
+    default_metrics = (("perplexity", {}), ("accuracy", {}))
+
+    def emit(self, p: LmCrossEntropyParams) -> Call:
+        return Call("nn.CrossEntropyLoss", (), non_default(p, ["label_smoothing"]))
+
+    def target(self, p: Any) -> TargetCode:
+        return TargetCode("target.flatten()", "int64", output="output.flatten(0, -2)")
+
+    def check(self, p: Any, output: tuple[int, ...], num_classes: int | None) -> None:
+        if len(output) != 2:
+            shown = "(B, " + ", ".join(map(str, output)) + ")"
+            raise ShapeError(
+                "E203", f"{self.name} needs next-token logits of shape (B, L, V), but the model outputs {shown}"
+            )
+        if num_classes is not None and output[-1] != num_classes:
+            raise ShapeError(
+                "E201",
+                f"the model outputs {output[-1]} logits per position, "
+                f"but the data's vocabulary has {num_classes} tokens",
+            )

@@ -18,9 +18,9 @@ class NoParams(Params):
 @register
 class Accuracy(Metric):
     name = "accuracy"
-    summary = "Top-1 accuracy: the share of samples whose highest class score is the target."
+    summary = "Top-1 accuracy: the share of samples (of tokens, for a language model) whose top score is the target."
     Params = NoParams
-    tasks = ("classification",)
+    tasks = ("classification", "language_model")
 
     def emit(self, p: NoParams) -> MetricCode:
         return MetricCode("accuracy", "(output.argmax(dim=1) == target).sum()", "target.numel()")
@@ -87,3 +87,19 @@ class BinaryAccuracy(Metric):
     def emit(self, p: BinaryAccuracyParams) -> MetricCode:
         threshold = "0" if p.logits else "0.5"
         return MetricCode("accuracy", f"((output > {threshold}) == (target > 0.5)).sum()", "target.numel()")
+
+
+@register
+class Perplexity(Metric):
+    name = "perplexity"
+    summary = "exp(mean cross-entropy per token (or sample)) over the whole set: the language-model metric."
+    Params = NoParams
+    tasks = ("language_model", "classification")
+
+    def emit(self, p: NoParams) -> MetricCode:
+        return MetricCode(
+            "perplexity",
+            'nn.functional.cross_entropy(output.float(), target, reduction="sum")',
+            "target.numel()",
+            final="math.exp(min(value, 700.0))",
+        )

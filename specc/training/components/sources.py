@@ -367,3 +367,64 @@ class Custom(Source):
                 f"return {cls}(root=root, split=split, transform=transform{extra})",
             ]
         )
+
+
+# ------------------------------------------------------------------------------------------------- text
+
+
+class TextParams(Params):
+    file: Path = Field(description="A UTF-8 text file (relative to the data root unless absolute).")
+    vocab: Literal["chars", "bytes"] = Field(
+        default="chars",
+        description="`chars`: the file's distinct characters, sorted (the model's vocab_size must equal their "
+        "number, checked at run time); `bytes`: its UTF-8 bytes, 256 tokens, no scan needed.",
+    )
+    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        default=0.1, description="The part of the text after the training part that is the `val` split."
+    )
+    test_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        default=0.0, description="The end of the text that is the `test` split."
+    )
+    stride: PosInt | None = Field(
+        default=None,
+        description="Tokens between the starts of training windows; default: the context (no overlap). "
+        "Val/test windows never overlap.",
+    )
+
+    @model_validator(mode="after")
+    def _fractions(self) -> TextParams:
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must leave some text for training")
+        return self
+
+
+@register
+class Text(Source):
+    name = "text"
+    description = "a text file"
+    torch_name = "open(...).read()"
+    summary = (
+        "A text file as a token stream (characters or UTF-8 bytes) cut into windows of context + 1 tokens: "
+        "x = window[:-1], y = window[1:] (int64); the context is the model's input length. Splits are "
+        "consecutive parts of the text: train, then val, then test."
+    )
+    Params = TextParams
+
+    def splits(self, p: TextParams) -> tuple[str, ...]:
+        return ("train",) + (("val",) if p.val_fraction > 0 else ()) + (("test",) if p.test_fraction > 0 else ())
+
+    def sample(self, p: TextParams) -> Sample:
+        return Sample((None,), "any", False, 256 if p.vocab == "bytes" else None)
+
+    def load(self, p: TextParams) -> SplitCode:
+        return SplitCode(
+            [
+                f"path = os.path.join(root, {p.file!r})",
+                "if not os.path.exists(path):",
+                '    raise DataError(f"text not found: {path} does not exist (set the data root with --data-root)")',
+                f"tokens, vocab = read_text(path, {p.vocab!r})",
+                f"return text_split(tokens, vocab, split, {p.val_fraction!r}, {p.test_fraction!r}, {code(p.stride)})",
+            ],
+            imports=frozenset({"import os"}),
+            uses=frozenset({"text"}),
+        )

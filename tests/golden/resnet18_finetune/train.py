@@ -173,9 +173,9 @@ def build_loss() -> nn.Module:
     return nn.CrossEntropyLoss()
 
 
-def loss_target(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """A batch's targets as the loss and the metrics take them."""
-    return target
+def loss_inputs(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's outputs and targets as the loss and the metrics take them."""
+    return output, target
 
 
 def build_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -198,6 +198,11 @@ def batch_metrics(
     return {
         "accuracy": ((output.argmax(dim=1) == target).sum(), target.numel()),
     }
+
+
+def final_metric(key: str, value: float) -> float:
+    """A metric as reported, from its mean sum(total) / sum(count) over a set."""
+    return value
 
 
 # The run: processes and devices, checkpoints, the training loop.
@@ -253,6 +258,7 @@ class Trainer:
     amp: dict[str, Any]  # torch.autocast arguments
     train_transform: Any  # per-batch transforms, on the device
     eval_transform: Any
+    vocab: Any = None  # a language model's vocabulary (dataset.Vocabulary), saved with checkpoints
 
 
 class NonFiniteLoss(Exception):
@@ -427,8 +433,21 @@ def save_checkpoint(run: Run, state: State, trainer: Trainer, rng: list[dict[str
         "partial": state.partial,
         "history": state.history,
         "rng": rng,  # every process's generators (only this one's after a signal)
+        "vocab": trainer.vocab.state() if trainer.vocab is not None else None,
     }
-    write_atomic(path, lambda handle: torch.save(payload, handle))
+    try:
+        write_atomic(path, lambda handle: torch.save(payload, handle))
+    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as a RuntimeError
+        last = checkpoints(run.out)
+        raise TrainError(
+            f"could not write {path} (is the disk full?): {str(exc).strip().splitlines()[0]}. "
+            + (
+                f"The last complete checkpoint is {last[-1]}."
+                if last
+                else "No checkpoint was written."
+            )
+            + " Free some space, then --resume."
+        ) from None
     state.saved_step = state.step
     for old in checkpoints(run.out)[: -run.args.keep_checkpoints]:
         old.unlink(missing_ok=True)
@@ -448,25 +467,32 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+# What torch.load raises for a damaged file, or one that holds more than tensors and plain data.
+DAMAGED = (RuntimeError, EOFError, OSError, KeyError, pickle.UnpicklingError)
+
+
 def find_checkpoint(run: Run) -> tuple[Path, dict[str, Any]]:
     """The checkpoint --resume names, or the newest one in --output-dir that loads."""
     if run.args.resume != "latest":
         path = Path(run.args.resume)
         if not path.is_file():
             raise TrainError(f"--resume {path}: no such file")
-        return path, load_checkpoint(path)
+        try:
+            return path, load_checkpoint(path)
+        except DAMAGED as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [repr(exc)]
+            code = re.search(r"GLOBAL ([\w.]+)", str(exc))  # pickled code: never run
+            raise TrainError(
+                f"--resume {path}: refused: damaged, or it holds more than tensors and plain data "
+                "(loaded with weights_only=True): "
+                + (f"it refers to {code[1]}" if code else lines[-2] if len(lines) > 2 else lines[0])
+            ) from None
     for path in reversed(checkpoints(run.out)):
         try:
             return path, load_checkpoint(path)
         except TrainError:
             raise
-        except (
-            RuntimeError,
-            EOFError,
-            OSError,
-            KeyError,
-            pickle.UnpicklingError,
-        ) as exc:  # damaged
+        except DAMAGED as exc:
             run.log(f"warning: skipping {path}: {exc!r}; trying the one before")
     raise TrainError(f"--resume: {run.out} holds no checkpoint")
 
@@ -583,8 +609,8 @@ def train_epoch(run: Run, state: State, trainer: Trainer, loader: Any) -> dict[s
     for x, target in loader:
         x, target = prepare(run, x, target, trainer.train_transform)
         with torch.autocast(**trainer.amp):
-            output = trainer.net(x)
-            loss = trainer.criterion(output, loss_target(output, target))
+            output, target = loss_inputs(trainer.net(x), target)
+            loss = trainer.criterion(output, target)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if args.clip_grad_norm is not None:
@@ -596,7 +622,7 @@ def train_epoch(run: Run, state: State, trainer: Trainer, loader: Any) -> dict[s
             scheduler.step()
         state.step += 1
         state.step_in_epoch += 1
-        meter.add(loss.detach(), target.shape[0], state.step)
+        meter.add(loss.detach(), x.shape[0], state.step)
         if run.stop:
             state.partial = meter.partial()
             return None
@@ -637,8 +663,7 @@ def evaluate(run: Run, trainer: Trainer, loader: Any) -> dict[str, float]:
     for x, target in loader:
         x, target = prepare(run, x, target, trainer.eval_transform)
         with torch.autocast(**trainer.amp):
-            output = model(x)
-            target = loss_target(output, target)
+            output, target = loss_inputs(model(x), target)
             loss = trainer.criterion(output, target)
         metrics = batch_metrics(output, target)
         batch = [(loss * target.shape[0], target.shape[0]), *(metrics[key] for key in METRICS)]
@@ -648,7 +673,10 @@ def evaluate(run: Run, trainer: Trainer, loader: Any) -> dict[str, float]:
     sums = all_sum(
         run, torch.stack([totals, torch.tensor(counts, dtype=torch.float64, device=run.device)])
     )
-    return {key: (sums[0, i] / sums[1, i]).item() for i, key in enumerate(["loss", *METRICS])}
+    return {
+        key: final_metric(key, (sums[0, i] / sums[1, i]).item())
+        for i, key in enumerate(["loss", *METRICS])
+    }
 
 
 def build_trainer(run: Run, steps_per_epoch: int) -> Trainer:
@@ -689,6 +717,9 @@ def build_trainer(run: Run, steps_per_epoch: int) -> Trainer:
 
 
 def train(args: argparse.Namespace, stop: list[str]) -> int:
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    if restarted and args.resume is None and checkpoints(Path(args.output_dir)):
+        args.resume = "latest"  # torchrun restarted the processes: continue the run
     run = setup(args, stop)
     if run.main:
         claim_output_dir(run)
