@@ -128,9 +128,15 @@ def _builds(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], Path | N
         return sorted(config.builds.items()), templates
     if len(args.specs) == 1:
         spec = args.specs[0]
-        return [(spec, args.output or config.builds.get(spec.resolve()) or Path("build") / spec.stem)], templates
+        return [(spec, args.output or config.builds.get(spec.resolve()) or Path("build") / _dir_name(spec))], templates
     parent = args.output or Path("build")
-    return [(spec, parent / spec.stem) for spec in args.specs], templates
+    return [(spec, parent / _dir_name(spec)) for spec in args.specs], templates
+
+
+def _dir_name(spec: Path) -> str:
+    """The default output folder name for a spec: its stem, unless that could leave the parent (`...yaml`)."""
+    stem = spec.stem
+    return stem if stem not in ("", ".", "..") and "/" not in stem and "\\" not in stem else "model"
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -62,10 +62,19 @@ class ClassContext:
     output: str
 
 
+UNSHOWN_FILE_NAME = "SPEC"
+
+
 def shown_file_name(path: str) -> str:
-    """A spec file's base name as it may appear in a generated comment: plain if harmless, else repr()."""
+    """A spec file's base name as it may appear in a generated comment, or a placeholder.
+
+    Only plain names (letters, digits, `._-`) are shown: any other text in a comment could, among
+    other things, spell a PEP 263 encoding cookie (`coding: unicode_escape`) that changes how Python
+    decodes the whole file. The header also keeps file names off its first two lines, where such a
+    cookie is read.
+    """
     name = PurePath(path).name
-    return name if _SAFE_FILE_NAME.match(name) else repr(name)
+    return name if _SAFE_FILE_NAME.match(name) else UNSHOWN_FILE_NAME
 
 
 def header(spec_file: str, raw: bytes, out_dir: str | None) -> Header:

@@ -59,8 +59,14 @@ def load_config(start: Path) -> Config:
     templates = table.get("templates")
     if templates is not None and not isinstance(templates, str):
         raise SpecError("E102", "[tool.specc] templates must be a directory path (a string)", loc)
+    outputs = {root / spec: root / out for spec, out in builds.items()}
+    for out in outputs.values():
+        # A pyproject.toml can arrive in a pull request: its builds may only write inside the project.
+        resolved = out.resolve()
+        if resolved == root.resolve() or not resolved.is_relative_to(root.resolve()):
+            raise SpecError("E401", f"[tool.specc.builds] output {str(out)!r} is not inside the project", loc)
     return Config(
         root=root,
-        builds={root / spec: root / out for spec, out in builds.items()},
+        builds=outputs,
         templates=root / templates if templates else None,
     )
