@@ -12,6 +12,7 @@ from specc.load import Document, load_file
 from specc.resolve import resolve
 from specc.shapes import infer
 from specc.spec.document import Spec
+from specc.training.plan import Plan
 from specc.training.plan import plan as plan_training
 from specc.transfer import TransferPlan, plan_transfer
 from specc.validate import validate
@@ -23,6 +24,7 @@ class Compiled:
     spec: Spec
     program: Program  # with shapes
     transfer: TransferPlan
+    training: Plan | None  # the checked data/train sections; None without a data section
 
     @property
     def graph(self) -> Graph:
@@ -40,10 +42,10 @@ def analyze(path: str | Path) -> Compiled:
         spec = validate(doc)
         program = infer(resolve(spec, doc), doc)
         transfer = plan_transfer(spec, program.model, doc)
-        plan_training(spec, program.model, doc)  # the data/train sections against the model
+        training = plan_training(spec, program.model, doc)  # the data/train sections against the model
     except SpecError as exc:
         raise SpecErrors([exc]) from None
-    return Compiled(doc, spec, program, transfer)
+    return Compiled(doc, spec, program, transfer, training)
 
 
 def generate(compiled: Compiled, out_dir: str | None = None, templates: str | Path | None = None) -> dict[str, str]:
@@ -61,7 +63,7 @@ def generate(compiled: Compiled, out_dir: str | None = None, templates: str | Pa
         "model.py": format_python(render_model(compiled.program, head, transfer, overrides)),
         "MODEL.md": render_model_md(compiled.graph, head, compiled.transfer.trainable_params, overrides),
     }
-    training = plan_training(compiled.spec, compiled.graph, compiled.doc)
+    training = compiled.training
     if training is not None:  # a data section: dataset.py and train.py as well
         from specc.training.codegen import render_dataset, render_train
 

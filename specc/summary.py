@@ -46,8 +46,6 @@ def rows(graph: Graph) -> list[Row]:
     return out
 
 
-
-
 def parameters(graph: Graph) -> dict[str, int]:
     """Every parameter's qualified name and size, in `model.named_parameters()` order: a module's own
     `nn.Parameter`s (parameter nodes) first, then its submodules' in order. A weight shared with `tie`

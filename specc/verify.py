@@ -309,7 +309,7 @@ class _Expectations:
 
         self.modules: dict[str, TensorType] = {}
         self.classes: dict[str, Graph] = {"": graph}
-        self.output = _output(graph)
+        self.output = graph.output_type
         self.parameters = parameters(graph)
         self.statements = _forward_statements(source)
         self._plans: dict[str, list[int] | None] = {}
@@ -367,14 +367,6 @@ class _Expectations:
                 prefix = f"{qualified}." if qualified else ""
                 names.update(f"{prefix}{self.classes[qualified].nodes[k].name}" for k in plan)
         return names
-
-
-def _output(graph: Graph) -> TensorType:
-    if graph.output in graph.inputs:
-        return graph.inputs[graph.output]
-    out = graph.node(graph.output).out
-    assert out is not None
-    return out
 
 
 def _forward_statements(source: str) -> dict[str, tuple[list[tuple[int, str]], int]]:
