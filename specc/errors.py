@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Stable error codes. Documented in docs/errors.md; a test keeps that file in sync.
 ERROR_CODES: dict[str, str] = {
@@ -96,11 +96,23 @@ class SpecError(Exception):
         }
 
 
+# A spec with 10,000 mistakes is one mistake repeated: the first hundred say it, the rest would bury the log.
+MAX_REPORTED_ERRORS = 100
+
+
 class SpecErrors(Exception):
-    """Several spec errors found in one pass (validation reports all of them, not only the first)."""
+    """Several spec errors found in one pass (validation reports all of them, not only the first),
+    in file order; past MAX_REPORTED_ERRORS the last one reported notes how many more there are."""
 
     def __init__(self, errors: Iterable[SpecError]) -> None:
-        self.errors = sorted(errors, key=lambda e: (e.loc or SourceLoc(""), e.code))
+        ordered = sorted(errors, key=lambda e: (e.loc or SourceLoc(""), e.code))
+        self.errors = ordered[:MAX_REPORTED_ERRORS]
+        if len(ordered) > MAX_REPORTED_ERRORS:
+            last = self.errors[-1]
+            more = len(ordered) - MAX_REPORTED_ERRORS
+            plural = "s" if more > 1 else ""
+            note = f"{more:,} more error{plural} not shown (specc reports the first {MAX_REPORTED_ERRORS})"
+            self.errors[-1] = replace(last, notes=[*last.notes, note])
         super().__init__(self.format())
 
     def format(self) -> str:

@@ -6,7 +6,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from specc.errors import SourceLoc, SpecError, SpecErrors, did_you_mean
+from specc.errors import MAX_REPORTED_ERRORS, SourceLoc, SpecError, SpecErrors, did_you_mean
 from specc.load import Document, JsonPath
 from specc.naming import class_name_problem, name_problem
 from specc.ops import all_ops
@@ -54,9 +54,9 @@ def _check_layer_types(doc: Document) -> tuple[list[SpecError], set[JsonPath]]:
                 continue
             if op not in known:
                 where = item_path if isinstance(item, str) else (*item_path, "op")
-                errors.append(
-                    SpecError("E105", f"unknown layer type `{op}`", doc.loc(where), hint=did_you_mean(op, known))
-                )
+                # Hints past the reported errors would be computed for nothing (did_you_mean is the slow part).
+                hint = did_you_mean(op, known) if len(errors) < MAX_REPORTED_ERRORS else None
+                errors.append(SpecError("E105", f"unknown layer type `{op}`", doc.loc(where), hint=hint))
                 unknown.add(item_path)
             elif isinstance(item, str) and op not in _CONTAINERS and (required := _required_params(op)):
                 needed = ", ".join(f"`{name}`" for name in required)
@@ -179,26 +179,28 @@ def _translate(exc: ValidationError, doc: Document, skip: set[JsonPath] = frozen
         grouped.setdefault((path, error["type"] if error["type"] in ("extra_forbidden", "missing") else ""), []).append(
             error
         )
-    shadowing = [p for p, _ in grouped]
+    # Paths with a deeper error under them, and skipped prefixes, as sets: 10,000 errors stay linear.
+    shadowed = {other[:depth] for other, _ in grouped for depth in range(len(other))}
     results: list[SpecError] = []
+    known_keys: dict[JsonPath, list[str]] = {}  # per mapping: its model's keys, for did-you-mean
     for (path, kind), errors in grouped.items():
-        if any(path[: len(item)] == item for item in skip):
+        if any(path[:depth] in skip for depth in range(len(path) + 1)):
             continue
-        deeper = any(len(other) > len(path) and other[: len(path)] == path for other in shadowing)
+        deeper = path in shadowed
         if deeper and not kind and all(e["type"].endswith("_type") for e in errors):
             continue  # another branch of a union got further (e.g. `stride: [1, 0]`): report that one
         field = next((str(p) for p in reversed(path) if isinstance(p, str)), "spec")
         if kind == "extra_forbidden":
             parent = path[:-1]
-            model = _model_at(doc.data, parent)
+            if parent not in known_keys:
+                known_keys[parent] = _field_names(_model_at(doc.data, parent))
             key = str(path[-1])
             owner = f" in {_describe(doc.data, parent)}" if parent else ""
+            # Hints past the reported errors would be computed for nothing (did_you_mean is the slow part).
+            hint = did_you_mean(key, known_keys[parent]) if len(results) < MAX_REPORTED_ERRORS else None
             results.append(
                 SpecError(
-                    "E101",
-                    f"unknown key `{key}`{owner}",
-                    doc.key_loc(path),
-                    hint=did_you_mean(key, _field_names(model)),
+                    "E101", f"unknown key `{_clipped(key, MAX_SHOWN_KEY_CHARS)}`{owner}", doc.key_loc(path), hint=hint
                 )
             )
             continue
@@ -228,12 +230,18 @@ MAX_SHOWN_CHARS = 40
 _NAME_FIELDS = ("name", "in", "output", "block")
 
 
+MAX_SHOWN_KEY_CHARS = 80  # a name may be 64 characters; a longer key is no name
+
+
+def _clipped(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()} (a boolean)"
     if isinstance(value, str):
-        text = value if len(value) <= MAX_SHOWN_CHARS else value[:MAX_SHOWN_CHARS] + "..."
-        return f"the string {text!r}"
+        return f"the string {_clipped(value)!r}"
     if isinstance(value, (dict, list)):
         return "a mapping" if isinstance(value, dict) else "a list"
     if value is None:
