@@ -75,9 +75,7 @@ class _Canary:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_mnist(
-        tmp_path_factory.mktemp("digits"), n_train=300, n_test=100
-    ).parents[1]
+    return write_mnist(tmp_path_factory.mktemp("digits"), n_train=300, n_test=100).parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +94,7 @@ def _train(
     env = dict(os.environ)
     env.pop("SPECC_FAULT", None)
     if fault is not None:
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(HOOKS), env.get("PYTHONPATH")])
-        )
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOOKS), env.get("PYTHONPATH")]))
         env["SPECC_FAULT"] = fault
     return subprocess.run(
         [
@@ -118,9 +114,7 @@ def _train(
 
 
 @pytest.fixture(scope="module")
-def reference(
-    build: Path, data: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def reference(build: Path, data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An uninterrupted run: checkpoints of epochs 2 and 3 kept."""
     run = tmp_path_factory.mktemp("reference") / "run"
     done = _train(build, data, run, "--keep-checkpoints=2")
@@ -141,9 +135,7 @@ def _assert_same_weights(mine: dict[str, Any], theirs: dict[str, Any]) -> None:
     for name, tensor in theirs["model"].items():
         assert torch.equal(mine["model"][name], tensor), name
     for key, state in theirs["optimizer"]["state"].items():
-        assert torch.equal(
-            mine["optimizer"]["state"][key]["momentum_buffer"], state["momentum_buffer"]
-        )
+        assert torch.equal(mine["optimizer"]["state"][key]["momentum_buffer"], state["momentum_buffer"])
     assert (mine["epoch"], mine["step"]) == (theirs["epoch"], theirs["step"])
 
 
@@ -151,9 +143,7 @@ def _assert_same_run(run: Path, reference: Path) -> None:
     """Bit for bit the reference's final weights, optimizer state, metrics and test result."""
     _assert_same_weights(_load(checkpoints(run)[-1]), _load(checkpoints(reference)[-1]))
     assert without_timing(metrics(run)) == without_timing(metrics(reference))
-    assert (run / "summary.json").read_text() == (
-        reference / "summary.json"
-    ).read_text()
+    assert (run / "summary.json").read_text() == (reference / "summary.json").read_text()
 
 
 def _assert_only_complete_checkpoints(run: Path, epochs: list[int]) -> None:
@@ -182,15 +172,11 @@ def test_sigkill_at_every_checkpoint_boundary_and_mid_write_then_resume_equals_a
     # Killed while writing the first checkpoint: only a temporary file is left, and it is never loaded.
     _killed(_train(build, data, run, keep, fault="mid:1"))
     assert not checkpoints(run)
-    assert list(
-        run.glob(".checkpoint-epoch0001-*.tmp")
-    )  # the half-written file, under a temporary name
+    assert list(run.glob(".checkpoint-epoch0001-*.tmp"))  # the half-written file, under a temporary name
     refused = _train(build, data, run, keep, "--resume")
     assert refused.returncode == 2
     assert f"--resume: {run} holds no checkpoint" in refused.stderr
-    _killed(
-        _train(build, data, run, keep, fault="written:1")
-    )  # no complete checkpoint: start afresh
+    _killed(_train(build, data, run, keep, fault="written:1"))  # no complete checkpoint: start afresh
     assert not checkpoints(run)
     _killed(_train(build, data, run, keep, fault="renamed:1"))
     _assert_only_complete_checkpoints(run, [1])
@@ -203,21 +189,15 @@ def test_sigkill_at_every_checkpoint_boundary_and_mid_write_then_resume_equals_a
         for mode in ("mid", "written", "renamed"):
             done = _train(build, data, run, keep, "--resume", fault=f"{mode}:{epoch}")
             _killed(done)
-            assert (
-                f"resuming from {run / newest[epoch - 1]} " in done.stdout
-            ), done.stdout
+            assert f"resuming from {run / newest[epoch - 1]} " in done.stdout, done.stdout
             # Killed before the rename: the older checkpoints only. After it: the new one too (killed
             # before --keep-checkpoints=2 pruned the oldest, which a later save does).
-            _assert_only_complete_checkpoints(
-                run, list(range(1, epoch + (mode == "renamed")))
-            )
+            _assert_only_complete_checkpoints(run, list(range(1, epoch + (mode == "renamed"))))
             assert not (run / "summary.json").exists()
 
     done = _train(build, data, run, keep, "--resume")
     assert done.returncode == 0, done.stderr
-    assert (
-        f"resuming from {run / 'checkpoint-epoch0003-step000000018.pt'} " in done.stdout
-    )
+    assert f"resuming from {run / 'checkpoint-epoch0003-step000000018.pt'} " in done.stdout
     _assert_same_run(run, reference)
 
 
@@ -230,9 +210,7 @@ def _bad_bytes(kind: str, good: Path, canary: Path) -> bytes:
     if kind == "garbage":
         return bytes(range(256)) * 16
     payload = _load(good)
-    payload["model"] = _Canary(
-        canary
-    )  # pickled code, in an otherwise well-formed checkpoint
+    payload["model"] = _Canary(canary)  # pickled code, in an otherwise well-formed checkpoint
     path = canary.with_name("evil.pt")
     torch.save(payload, path)
     return path.read_bytes()
@@ -251,9 +229,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_the_previous_one_resumes_exa
     done = _train(build, data, run, "--keep-checkpoints=2", "--resume")
     assert done.returncode == 0, done.stderr
     assert f"warning: skipping {newest}: " in done.stdout
-    assert (
-        f"resuming from {run / 'checkpoint-epoch0002-step000000012.pt'} " in done.stdout
-    )
+    assert f"resuming from {run / 'checkpoint-epoch0002-step000000012.pt'} " in done.stdout
     assert not canary.exists()  # nothing in the file was executed
     _assert_same_run(run, reference)  # epoch 3 trained again, to the same weights
 
@@ -292,13 +268,8 @@ def test_damaged_foreign_and_code_carrying_checkpoints_are_refused_with_a_clear_
     done = _train(build, data, run, "--resume")
     assert done.returncode == 2
     newest = run / "checkpoint-epoch0004-step000000024.pt"
-    assert (
-        f"error: {newest} was trained from another spec (sha256 000000000000...)"
-        in done.stderr
-    )
-    assert {
-        p.name: p.read_bytes() for p in run.iterdir()
-    } == before  # nothing lost or overwritten
+    assert f"error: {newest} was trained from another spec (sha256 000000000000...)" in done.stderr
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing lost or overwritten
 
 
 # ------------------------------------------------------------------------------------- full disk
@@ -315,10 +286,7 @@ def test_a_full_disk_during_a_save_fails_clearly_and_the_previous_checkpoint_res
     assert done.stderr.startswith(
         f"error: could not write {run / 'checkpoint-epoch0002-step000000012.pt'} (is the disk full?): "
     ), done.stderr
-    assert (
-        f"The last complete checkpoint is {first}. Free some space, then --resume."
-        in done.stderr
-    )
+    assert f"The last complete checkpoint is {first}. Free some space, then --resume." in done.stderr
     assert "Traceback" not in done.stderr
     if fault == "fsync":
         assert "No space left on device" in done.stderr
@@ -336,17 +304,11 @@ def test_a_full_disk_during_a_save_fails_clearly_and_the_previous_checkpoint_res
 
 def _torchrun(build: Path, data: Path, run: Path, *args: str, fault: str | None = None):
     torchrun = Path(sys.executable).with_name("torchrun")
-    launcher = (
-        [str(torchrun)]
-        if torchrun.exists()
-        else [sys.executable, "-m", "torch.distributed.run"]
-    )
+    launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
     env = dict(os.environ)
     env.pop("SPECC_FAULT", None)
     if fault is not None:
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(HOOKS), env.get("PYTHONPATH")])
-        )
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOOKS), env.get("PYTHONPATH")]))
         env["SPECC_FAULT"] = fault
     return subprocess.run(
         [
@@ -367,9 +329,7 @@ def _torchrun(build: Path, data: Path, run: Path, *args: str, fault: str | None 
     )
 
 
-def _restarted_workers(
-    build: Path, data: Path, run: Path
-) -> list[subprocess.Popen[str]]:
+def _restarted_workers(build: Path, data: Path, run: Path) -> list[subprocess.Popen[str]]:
     """The two worker processes as torchrun starts them on its first restart (TORCHELASTIC_RESTART_COUNT=1),
     with train.py's arguments unchanged: no --resume."""
     env = {k: v for k, v in os.environ.items() if k != "SPECC_FAULT"}
@@ -411,33 +371,22 @@ def test_a_torchrun_restart_after_a_killed_worker_resumes_to_the_uninterrupted_w
     done = _torchrun(build, data, run, "--max-restarts=0", fault="step:5")
     assert done.returncode != 0
     assert "exitcode  : -9" in done.stderr, done.stderr
-    assert [p.name for p in checkpoints(run)] == [
-        "checkpoint-epoch0001-step000000003.pt"
-    ]
+    assert [p.name for p in checkpoints(run)] == ["checkpoint-epoch0001-step000000003.pt"]
 
     # What torchrun --max-restarts=1 then does: start both workers again with the same arguments.
     workers = _restarted_workers(build, data, run)
     outputs = [worker.communicate(timeout=240) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
-    assert (
-        f"resuming from {run / 'checkpoint-epoch0001-step000000003.pt'} "
-        in outputs[0][0]
-    ), outputs[0]
+    assert f"resuming from {run / 'checkpoint-epoch0001-step000000003.pt'} " in outputs[0][0], outputs[0]
     summary = json.loads((run / "summary.json").read_text())
     first, second = summary["weights_sha256"]
     assert first == second  # both ranks ended with the same weights...
-    assert summary == json.loads(
-        (uninterrupted / "summary.json").read_text()
-    )  # ...the uninterrupted run's
-    _assert_same_weights(
-        _load(checkpoints(run)[-1]), _load(checkpoints(uninterrupted)[-1])
-    )
+    assert summary == json.loads((uninterrupted / "summary.json").read_text())  # ...the uninterrupted run's
+    _assert_same_weights(_load(checkpoints(run)[-1]), _load(checkpoints(uninterrupted)[-1]))
     assert without_timing(metrics(run)) == without_timing(metrics(uninterrupted))
 
 
-def test_a_restart_before_the_first_checkpoint_starts_afresh(
-    build: Path, data: Path, tmp_path: Path
-) -> None:
+def test_a_restart_before_the_first_checkpoint_starts_afresh(build: Path, data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     workers = _restarted_workers(build, data, run)
@@ -452,16 +401,12 @@ def test_a_restart_before_the_first_checkpoint_starts_afresh(
     "init_process_group (static rendezvous; --standalone too), even for a 10-line script without train.py; "
     "the restart itself is emulated by test_a_torchrun_restart_after_a_killed_worker_resumes_..."
 )
-def test_torchrun_max_restarts_completes_the_job(
-    build: Path, data: Path, tmp_path: Path
-) -> None:
+def test_torchrun_max_restarts_completes_the_job(build: Path, data: Path, tmp_path: Path) -> None:
     uninterrupted = tmp_path / "uninterrupted"
     assert _torchrun(build, data, uninterrupted).returncode == 0
     run = tmp_path / "run"
     done = _torchrun(build, data, run, "--max-restarts=1", fault="step:5")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (
-        f"resuming from {run / 'checkpoint-epoch0001-step000000003.pt'} " in done.stdout
-    ), done.stdout
+    assert f"resuming from {run / 'checkpoint-epoch0001-step000000003.pt'} " in done.stdout, done.stdout
     summary = json.loads((run / "summary.json").read_text())
     assert summary == json.loads((uninterrupted / "summary.json").read_text())

@@ -36,6 +36,7 @@ from specc.errors import MAX_REPORTED_ERRORS, SpecErrors
 from specc.format import format_python
 from specc.load import MAX_FILE_BYTES, MAX_LINES, MAX_VALUES
 from specc.verify import verify
+from tests.tally import TALLY
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -120,6 +121,8 @@ def build(spec: Path, sandbox: Path, out: Path | None = None, measure_memory: bo
     )
     if measure_memory:
         outcome.peak_bytes = peak_memory(spec, sandbox)
+    TALLY["hostile: builds run"] += 1
+    TALLY["hostile: files written outside the output directory"] += len(outcome.outside)
     return outcome
 
 
@@ -166,6 +169,7 @@ def check_refused(outcome: Outcome, code: str | None = None, at: str | None = No
     assert outcome.seconds < TIME_LIMIT, f"refusing it took {outcome.seconds:.2f} s"
     if outcome.peak_bytes:
         assert outcome.peak_bytes < MEMORY_LIMIT, f"refusing it allocated {outcome.peak_bytes / 2**20:.0f} MB"
+    TALLY["hostile: refused with a located diagnostic"] += 1
 
 
 def source_lines(spec: Path) -> list[str] | list[bytes]:
@@ -204,6 +208,7 @@ def check_safe(outcome: Outcome, run_model: bool = True, black: bool = True) -> 
     if run_model:
         report = verify(outcome.spec)
         assert report.ok, report.format()
+    TALLY["hostile: built, and the output passed every safety check"] += 1
     RUNNABLE.append(outcome.out)
 
 
@@ -706,6 +711,8 @@ def run_generated(outputs: list[Path], root: Path) -> dict[str, list[str]]:
     )
     assert result.returncode == 0, result.stderr[-5000:]
     canaries = sorted({p for p in root.rglob(CANARY)} - before) + sorted(Path.cwd().glob(CANARY))
+    TALLY["hostile: canary files created (payloads that ran)"] += len(canaries)
+    TALLY["hostile: outputs imported and run in a subprocess"] += len(outputs)
     assert not canaries, f"a payload ran: {canaries}"
     return json.loads(result.stdout.splitlines()[-1])  # type: ignore[no-any-return]
 

@@ -39,6 +39,7 @@ from specc.errors import SpecErrors
 from specc.format import format_python
 from specc.ops import ShapeError, TensorType, all_ops, get_op
 from specc.verify import EXIT_MISMATCH, EXIT_OK, EXIT_SPEC_ERROR, _model_source, verify, verify_command
+from tests.tally import TALLY
 
 
 def scaled(examples: int) -> int:
@@ -633,6 +634,9 @@ def test_random_specs_agree_with_torch(spec: dict[str, Any], form: str, tmp_path
     except SpecErrors as exc:  # the generator only builds what specc's op rules accept
         pytest.fail(f"specc refused a spec its own op rules accept:\n{exc.format()}")
     report = verify(path)
+    TALLY["properties: random valid specs built and run in torch"] += 1
+    TALLY["properties: inferred shapes and dtypes compared with torch's"] += report.checked
+    TALLY["properties: shape or dtype mismatches with torch"] += 0 if report.ok else 1
     assert report.ok, report.format()
     assert "cpu" in report.runs or report.skipped, report.format()
 
@@ -690,10 +694,13 @@ def test_corrupted_specs_are_refused_before_codegen(spec: dict[str, Any], form: 
         for error in exc.errors:
             assert error.loc is not None and error.loc.file == str(path), error.format()
             assert 1 <= error.loc.line <= lines, error.format()
+        TALLY["properties: corrupted specs refused with a located diagnostic"] += 1
         return
     # Still a valid spec: then it must build, and torch must agree with it.
     check_generated(path)
     report = verify(path)
+    TALLY["properties: corrupted specs still valid, built and run in torch"] += 1
+    TALLY["properties: shape or dtype mismatches with torch"] += 0 if report.ok else 1
     assert report.ok, report.format()
 
 

@@ -33,10 +33,7 @@ def _install(mode: str, n: int) -> None:
     tag = f"checkpoint-epoch{n:04d}-"
 
     if mode == "step":
-        if (
-            os.environ.get("RANK") != "1"
-            or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"
-        ):
+        if os.environ.get("RANK") != "1" or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
             return
         steps = [0]
 
@@ -80,9 +77,7 @@ def _install(mode: str, n: int) -> None:
         buffer = io.BytesIO()
         real_save(obj, buffer, *args, **kwargs)
         data = buffer.getvalue()
-        if (
-            mode == "enospc"
-        ):  # a file whose disk fills up half-way, under torch.save's own writer
+        if mode == "enospc":  # a file whose disk fills up half-way, under torch.save's own writer
             real_save(obj, _Full(f, len(data) // 2), *args, **kwargs)
             return None
         f.write(data if mode == "written" else data[: len(data) // 2])
