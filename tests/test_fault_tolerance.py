@@ -172,10 +172,12 @@ def test_sigkill_at_every_checkpoint_boundary_and_mid_write_then_resume_equals_a
     # Killed while writing the first checkpoint: only a temporary file is left, and it is never loaded.
     _killed(_train(build, data, run, keep, fault="mid:1"))
     assert not checkpoints(run)
-    assert list(run.glob(".checkpoint-epoch0001-*.tmp"))  # the half-written file, under a temporary name
+    (partial,) = run.glob(".checkpoint-epoch0001-*.tmp")  # the half-written file, under a temporary name
     refused = _train(build, data, run, keep, "--resume")
     assert refused.returncode == 2
     assert f"--resume: {run} holds no checkpoint" in refused.stderr
+    assert f"removed {partial}: a write that an interrupted run left unfinished" in refused.stdout
+    assert not partial.exists()  # the next run cleans up what the killed one left
     _killed(_train(build, data, run, keep, fault="written:1"))  # no complete checkpoint: start afresh
     assert not checkpoints(run)
     _killed(_train(build, data, run, keep, fault="renamed:1"))

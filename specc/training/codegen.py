@@ -251,6 +251,7 @@ def train_context(plan: Plan, head: Header) -> TrainContext:
         ),
         ("CHECKPOINT_FORMAT", "1", ""),
         ("CHECKPOINT_NAME", 're.compile(r"^checkpoint-epoch(\\d+)-step(\\d+)\\.pt$")', ""),
+        ("PARTIAL_WRITE_NAME", 're.compile(r"^\\.[\\w.-]+\\.\\d+\\.tmp$")', "what write_atomic leaves if killed"),
         ("RUN_FILE", code("specc-run.json"), "marks --output-dir as a run of this spec"),
     ]
     stdlib = {
