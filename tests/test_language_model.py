@@ -107,6 +107,29 @@ def test_vocab_size_mismatch_is_a_clear_error(corpus: Path, tmp_path: Path) -> N
     assert "Traceback" not in done.stderr
 
 
+def test_resume_refuses_a_text_with_another_vocabulary(tmp_path: Path) -> None:
+    """Token ids index the sorted characters: a resumed run on a changed text would scramble them."""
+    root = tmp_path / "data"
+    root.mkdir()
+    text = shipped_text()[:12_000]
+    (root / "corpus.txt").write_text(text, encoding="utf-8")
+    spec = char_gpt(stride=64)
+    spec["params"]["vocab_size"] = len(set(text))
+    build = build_json(spec, tmp_path)
+    run = tmp_path / "run"
+    common = [f"--data-root={root}", f"--output-dir={run}", "--device=cpu", "--batch-size=32"]
+    first = run_train(build, *common, "--epochs=1")
+    assert first.returncode == 0, first.stderr
+    present = next(c for c in "ZQXJK" if c in text)
+    (root / "corpus.txt").write_text(text.replace(present, "\u00e9"), encoding="utf-8")  # as many characters
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    resumed = run_train(build, *common, "--epochs=2", "--resume")
+    assert resumed.returncode == 2
+    assert "the checkpoint was trained with another vocabulary than the data's now" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing written or lost
+
+
 def test_compile_time_checks(tmp_path: Path) -> None:
     with pytest.raises(SpecErrors) as bytes_vocab:  # 256 byte tokens, 65 logits
         build_json(char_gpt(vocab="bytes"), tmp_path, out="a")
