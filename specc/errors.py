@@ -26,7 +26,7 @@ ERROR_CODES: dict[str, str] = {
     "E104": "value out of range or not allowed",
     "E105": "unknown layer type",
     "E106": "invalid name",
-    "E107": "duplicate node name",
+    "E107": "duplicate name (two nodes, or two classes)",
     "E108": "reference to an unknown node",
     "E109": "unknown block",
     "E110": "block used recursively",

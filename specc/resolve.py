@@ -4,23 +4,58 @@ from __future__ import annotations
 
 from typing import Any
 
-from specc.errors import SpecError, did_you_mean
+from specc.errors import SourceLoc, SpecError, did_you_mean
 from specc.expr import Expr, ExprError, parse
 from specc.ir import BLOCK_INPUT, BlockParam, Graph, Node, Program
 from specc.load import Document, JsonPath
-from specc.naming import Namespace, name_problem
+from specc.naming import Namespace, layer_name_problem, names_pattern_problem
 from specc.ops import Op, TensorType, get_op
 from specc.spec.document import BlockLayer, BlockSpec, SequentialLayer, Spec
 from specc.spec.types import literal_strings
 
 
 def resolve(spec: Spec, doc: Document) -> Program:
+    _check_class_names(spec, doc)
     order = _block_order(spec, doc)
     blocks = {name: _block_graph(name, spec.blocks[name], spec, doc) for name in order}
     inputs = {name: TensorType(tuple(i.shape), i.dtype) for name, i in spec.input_types().items()}
     model = _graph(spec.name, inputs, spec.layers, ("layers",), spec.output, ("output",), spec, doc)
     model.constants = dict(spec.params)
     return Program(model, blocks)
+
+
+def _check_class_names(spec: Spec, doc: Document) -> None:
+    """The model's class and the blocks' classes live side by side in model.py, and a block's `__init__`
+    creates the blocks it uses: no two classes share a name, and no block parameter, var or dim (locals of
+    `__init__`) hides a class."""
+    if spec.name in spec.blocks:
+        model_loc, block_loc = doc.loc(("name",)), doc.key_loc(("blocks", spec.name))
+        # Point at the later of the two in the spec's own file (with `extends`, the block may be another's).
+        ours = [loc for loc in (model_loc, block_loc) if loc.file == doc.file] or [model_loc]
+        later = max(ours)
+        first = block_loc if later == model_loc else model_loc
+        raise SpecError(
+            "E107",
+            f"duplicate class name `{spec.name}`: the model (`name`) and a block have it (first used at {first})",
+            later,
+            hint="the model and its blocks become classes of one model.py; rename one of them",
+        )
+    classes = {spec.name, *spec.blocks}
+    for name, block in spec.blocks.items():
+        path: JsonPath = ("blocks", name)
+        locals_: list[tuple[str, str, SourceLoc]] = [
+            *(("parameter", key, doc.key_loc((*path, "params", key))) for key in block.params),
+            *(("var", key, doc.key_loc((*path, "vars", key))) for key in block.vars),
+            *(("dim", dim, doc.loc((*path, "dims", j))) for j, dim in enumerate(block.dims or [])),
+        ]
+        for kind, key, loc in locals_:
+            if key in classes:
+                raise SpecError(
+                    "E106",
+                    f"invalid name {key!r}: `{key}` is a class of the generated model.py, which a block {kind}"
+                    " would hide in `__init__`",
+                    loc,
+                )
 
 
 def _block_graph(name: str, block: BlockSpec, spec: Spec, doc: Document) -> Graph:
@@ -58,18 +93,19 @@ def _graph(
     nodes: list[Node] = []
     # A block's layers start from `x`; a model's from its input, if it has only one.
     previous = BLOCK_INPUT if BLOCK_INPUT in inputs else next(iter(inputs)) if len(inputs) == 1 else None
-    defined = list(inputs)
+    # The inputs, then the nodes so far, in order (a dict: membership in O(1), order for hints).
+    defined: dict[str, Node | None] = dict.fromkeys(inputs)
     for i, item in enumerate(items):
         node = _node(item, (*path, i), namespace, spec, doc)
         node.inputs = _inputs(item, (*path, i), previous, defined, doc)
-        node.tie = _tie(item, (*path, i), nodes, doc)
+        node.tie = _tie(item, (*path, i), defined, doc)
         nodes.append(node)
-        defined.append(node.name)
+        defined[node.name] = node
         previous = node.name
     result = output or nodes[-1].name
-    if result not in defined[len(inputs) :] and result not in inputs:
+    if result not in defined:
         raise SpecError(
-            "E108", f"output `{result}` is not a layer", doc.loc(output_path), hint=did_you_mean(result, defined)
+            "E108", f"output `{result}` is not a layer", doc.loc(output_path), hint=did_you_mean(result, list(defined))
         )
     return Graph(name, inputs, nodes, result)
 
@@ -83,6 +119,9 @@ def _claim_user_names(items: list[Any], path: JsonPath, namespace: Namespace, do
         if name in namespace:
             earlier = f" (first used at {doc.loc((*first[name], 'name'))})" if name in first else " (an input's name)"
             raise SpecError("E107", f"duplicate node name `{name}`{earlier}", doc.loc((*path, i, "name")))
+        problem = layer_name_problem(name)
+        if problem:
+            raise SpecError("E106", f"invalid name {name!r}: {problem}", doc.loc((*path, i, "name")))
         namespace.claim(name)
         first[name] = (*path, i)
 
@@ -94,7 +133,9 @@ def _item_op(item: Any) -> Op | None:
     return get_op(item if isinstance(item, str) else item.op)
 
 
-def _inputs(item: Any, path: JsonPath, previous: str | None, defined: list[str], doc: Document) -> tuple[str, ...]:
+def _inputs(
+    item: Any, path: JsonPath, previous: str | None, defined: dict[str, Node | None], doc: Document
+) -> tuple[str, ...]:
     """The node's inputs: `in` (default: the previous layer), then the nodes its reference parameters name."""
     op = _item_op(item)
     refs = getattr(item, "in_", None)
@@ -116,7 +157,7 @@ def _inputs(item: Any, path: JsonPath, previous: str | None, defined: list[str],
                 "E108",
                 f"`in` refers to `{ref}`, which is not an input or an earlier layer",
                 doc.loc((*path, "in")),
-                hint=did_you_mean(ref, defined),
+                hint=did_you_mean(ref, list(defined)),
             )
     for key in op.ref_params if op is not None else ():
         ref = getattr(item, key, None)
@@ -127,24 +168,27 @@ def _inputs(item: Any, path: JsonPath, previous: str | None, defined: list[str],
                 "E108",
                 f"`{key}` refers to `{ref}`, which is not an input or an earlier layer",
                 doc.loc((*path, key)),
-                hint=did_you_mean(ref, defined),
+                hint=did_you_mean(ref, list(defined)),
             )
         refs_list.append(ref)
     return tuple(refs_list)
 
 
-def _tie(item: Any, path: JsonPath, earlier: list[Node], doc: Document) -> str | None:
-    """The earlier layer whose weight this layer shares (`tie`), checked to exist; shapes are checked later."""
+def _tie(item: Any, path: JsonPath, defined: dict[str, Node | None], doc: Document) -> str | None:
+    """The earlier layer whose weight this layer shares (`tie`), checked to exist; shapes are checked later.
+
+    `defined`: the graph's inputs (None) and earlier layers, by name."""
     target = getattr(item, "tie", None)
     if target is None:
         return None
-    node = next((n for n in earlier if n.name == target), None)
+    node = defined.get(target)
     if node is None:
+        earlier = [name for name, n in defined.items() if n is not None]
         raise SpecError(
             "E108",
             f"`tie` refers to `{target}`, which is not an earlier layer",
             doc.loc((*path, "tie")),
-            hint=did_you_mean(target, [n.name for n in earlier]) or "a layer shares the weight of a layer before it",
+            hint=did_you_mean(target, earlier) or "a layer shares the weight of a layer before it",
         )
     if node.kind != "op":
         raise SpecError(
@@ -163,7 +207,7 @@ def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Docu
         return Node(namespace.create(op.prefix), "op", item, {}, (), path)
     if isinstance(item, SequentialLayer):
         name = item.name or namespace.create("seq")
-        children: list[Node] = []
+        children: dict[str, Node] = {}
         for j, child in enumerate(item.layers):
             child_path = (*path, "layers", j)
             child_op = _item_op(child)
@@ -178,7 +222,7 @@ def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Docu
             child_node = _node(child, child_path, Namespace(), spec, doc)
             # A child is numbered like torchvision's (`features.0`) unless it has a name (`heads.head`).
             child_node.name = getattr(child, "name", None) or str(j)
-            earlier = next((c for c in children if c.name == child_node.name), None)
+            earlier = children.get(child_node.name)
             if earlier is not None:
                 first = doc.loc(earlier.path)
                 raise SpecError(
@@ -186,9 +230,12 @@ def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Docu
                     f"duplicate name `{child_node.name}` in sequential `{name}` (first used at {first})",
                     doc.loc((*child_path, "name")),
                 )
+            problem = layer_name_problem(child_node.name, sequential=True) if getattr(child, "name", None) else None
+            if problem:
+                raise SpecError("E106", f"invalid name {child_node.name!r}: {problem}", doc.loc((*child_path, "name")))
             child_node.label = f"{name}.{child_node.name}"
-            children.append(child_node)
-        return Node(name, "sequential", "sequential", {}, (), path, children=children, when=when)
+            children[child_node.name] = child_node
+        return Node(name, "sequential", "sequential", {}, (), path, children=list(children.values()), when=when)
     if isinstance(item, BlockLayer):
         if item.block not in spec.blocks:
             raise SpecError(
@@ -218,7 +265,7 @@ def _node(item: Any, path: JsonPath, namespace: Namespace, spec: Spec, doc: Docu
                     f"`names` must contain the index `{{i}}` once, e.g. `layer_{{i}}`, but it is {item.names!r}",
                     doc.loc((*path, "names")),
                 )
-            problem = name_problem(item.names.replace("{i}", "0"))
+            problem = names_pattern_problem(item.names)
             if problem:
                 raise SpecError("E106", f"invalid `names` {item.names!r}: {problem}", doc.loc((*path, "names")))
         stem = item.block[0].lower() + "".join(f"_{c.lower()}" if c.isupper() else c for c in item.block[1:])

@@ -267,9 +267,9 @@ def _name_error(path: JsonPath, field: str, value: Any, loc: SourceLoc, is_key: 
 
 def _value_error(path: JsonPath, field: str, errors: list[dict[str, Any]], doc: Document) -> SpecError:
     value = errors[0].get("input")
-    loc = doc.loc(path)
     kinds = {e["type"] for e in errors}
     is_key = any("[key]" in e["loc"] for e in errors)
+    loc = doc.key_loc(path) if is_key else doc.loc(path)  # a bad key is pointed at, not its value
     named = _name_error(path, field, value, loc, is_key)
     if named is not None:
         return named
