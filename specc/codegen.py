@@ -6,11 +6,15 @@ called in `forward`; an op of kind "function" is an expression in `forward`; a s
 
 A block's class is printed once from all its instances: their sizes are symbolic (`planes * 4`), and
 the class is only shared when every instance prints the same code. Instances that print differently
-(a size that no expression covers) get a class of their own, suffixed `_2`, `_3`, ...
+(a size that no expression covers) get a class of their own, suffixed `_2`, `_3`, ... A layer with a
+`when` is built under `if <condition>:`, the condition written over the constructor's parameters, so
+instances that differ only in whether they have it share a class; the constructor takes every name
+that any of its instances' code uses.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 from dataclasses import dataclass
@@ -22,13 +26,14 @@ from typing import Any
 import jinja2
 
 from specc import __version__
+from specc.expr import Expr, ExprError, parse
 from specc.format import LINE_LENGTH
 from specc.ir import Graph, Node, Program, lint
 from specc.ops import TensorType, get_op
 from specc.ops.base import HelperClass, literal
-from specc.shapes import block_dim_names
+from specc.shapes import block_dim_names, input_names, parameter_dtype
 from specc.spec.document import Spec
-from specc.symbolic import Dim, has_dim, render
+from specc.symbolic import Dim, has_dim, render, substitute
 from specc.transfer import TransferPlan
 
 DTYPE_CODE = {
@@ -40,8 +45,11 @@ DTYPE_CODE = {
     "int32": "torch.int32",
     "bool": "torch.bool",
 }
+# What a block instance prints in its class (see _ClassPlanner._signature).
+Signature = tuple[Any, ...]
 _SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A name in code, not an attribute (`self.fc`) nor a keyword argument (`bias=`).
+_NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?!\w|\s*=[^=])")
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,7 @@ def render_model(
         size = ", ".join(["batch_size", *map(str, t.shape)])
         factory = "zeros" if t.dtype in ("int64", "int32", "bool") else "randn"
         examples.append(f"torch.{factory}({size}, dtype={DTYPE_CODE[t.dtype]})")
+    dtype = parameter_dtype(graph.inputs.values())
     return (
         environment(templates)
         .get_template("model.py.jinja")
@@ -168,6 +177,8 @@ def render_model(
             classes=classes,
             model_class=graph.name,
             example_inputs=examples,
+            parameter_dtype=None if dtype == "float32" else dtype,
+            dtype_code=DTYPE_CODE[dtype],
             transfer=transfer,
         )
     )
@@ -241,6 +252,7 @@ class _ClassPlanner:
     def __init__(self, program: Program) -> None:
         self.program = program
         self.class_of: dict[int, str] = {}  # id(instance graph) -> class name
+        self.params_of: dict[str, list[str]] = {}  # class name -> its constructor's parameter names
         self.taken = {program.model.name, *program.blocks}
 
     def block_classes(self) -> list[ClassContext]:
@@ -280,28 +292,30 @@ class _ClassPlanner:
                     self._collect(instance, into)
 
     def _classes_for(self, name: str, instances: list[Graph]) -> list[ClassContext]:
-        groups: dict[tuple[Any, ...], list[Graph]] = {}
+        groups: dict[Signature, list[Graph]] = {}
         for instance in instances:
             groups.setdefault(self._signature(instance), []).append(instance)
-        merged = self._merge(list(groups.values()))
+        merged = self._merge(list(groups.items()))
         classes = []
-        for index, group in enumerate(merged):
+        for index, (signature, group) in enumerate(merged):
             class_name = name if index == 0 else self._fresh(name)
             for instance in group:
                 self.class_of[id(instance)] = class_name
+            self.params_of[class_name] = _class_params(signature, group[0])
             classes.append(self.class_context(group[0], class_name, group))
         return classes
 
-    def _merge(self, groups: list[list[Graph]]) -> list[list[Graph]]:
-        """Join groups whose present nodes print the same (a node absent in one group is guarded anyway)."""
-        merged: list[list[Graph]] = []
-        for group in groups:
-            for target in merged:
-                if _compatible(self._signature(target[0]), self._signature(group[0])):
-                    target += group
+    def _merge(self, groups: list[tuple[Signature, list[Graph]]]) -> list[tuple[Signature, list[Graph]]]:
+        """Join groups whose present nodes print the same (a node absent in one group is guarded by its
+        condition, which must print the same too); each joined group with what its class prints."""
+        merged: list[tuple[Signature, list[Graph]]] = []
+        for signature, group in groups:
+            for index, (target, members) in enumerate(merged):
+                if _compatible(target, signature):
+                    merged[index] = (_combined(target, signature), [*members, *group])
                     break
             else:
-                merged.append(list(group))
+                merged.append((signature, list(group)))
         return merged
 
     def _fresh(self, stem: str) -> str:
@@ -311,12 +325,16 @@ class _ClassPlanner:
         self.taken.add(f"{stem}_{index}")
         return f"{stem}_{index}"
 
-    def _signature(self, graph: Graph) -> tuple[Any, ...]:
-        """What an instance prints in its class (`__init__`, and `forward` where an op's call has arguments
-        of its own), node by node (None where the node is absent)."""
+    def _signature(self, graph: Graph) -> Signature:
+        """What an instance prints in its class: its vars, then node by node the `when` condition (or None)
+        and the node's code (`__init__`, and `forward` where an op's call has arguments of its own), or None
+        where the node is absent."""
         return (
             tuple(_var_lines(graph)),
-            *(tuple(self._init_lines(n) + _call_comment(n)) if n.present else None for n in graph.nodes),
+            *(
+                (_when_source(graph, n), tuple(self._init_lines(n) + _call_comment(n)) if n.present else None)
+                for n in graph.nodes
+            ),
         )
 
     def _init_lines(self, node: Node) -> list[str]:
@@ -356,7 +374,7 @@ class _ClassPlanner:
 
     def _call_site(self, instance: Graph) -> str:
         class_name = self.class_of[id(instance)]
-        params = self._class_params(instance, class_name)
+        params = self.params_of[class_name]
         assert instance.call_input is not None and instance.block_params is not None
         names = block_dim_names(instance, instance.call_input.rank)
         sizes = dict(zip(names, instance.call_input.shape, strict=True))
@@ -372,17 +390,8 @@ class _ClassPlanner:
                 args.append(f"{key}={render(value)}")
         return f"{class_name}({', '.join(args)})"
 
-    def _class_params(self, instance: Graph, class_name: str) -> list[str]:
-        """Names of the class's constructor parameters: the input sizes its code uses, then block parameters."""
-        body = " ".join(line.split("#")[0] for lines in self._signature(instance) if lines for line in lines)
-        conditions = " ".join(n.when_source or "" for n in instance.nodes)
-        used = set(_IDENT.findall(body + " " + conditions))
-        assert instance.call_input is not None
-        names = block_dim_names(instance, instance.call_input.rank)
-        return [d for d in names if d in used] + list(instance.block_params or {})
-
     def class_context(self, graph: Graph, class_name: str, group: list[Graph]) -> ClassContext:
-        init_lines: list[str] = _var_lines(graph)
+        init_lines: list[str] = []
         forward_lines = [f"# {name}: {describe(t)}" for name, t in graph.inputs.items()]
         canonical = _aliases(graph, group)
         remaining = _consumers(graph, group, canonical)
@@ -424,20 +433,22 @@ class _ClassPlanner:
                 forward_lines += ["    " + line for line in _with_comment(body, comment, "", indent=12)]
                 continue
             call = _call(shown, f"self.{node.name}", args)
-            if graph.is_block and node.when is not None and not isinstance(node.when, bool):
+            condition = _when_source(graph, node)
+            if condition is not None and condition not in ("True", "False"):  # a constant: the same everywhere
                 init_lines += [
                     f"self.{node.name} = None",
-                    f"if {shown.when_source}:",
+                    f"if {condition}:",
                     *("    " + line for line in lines),
                 ]
                 call = f"{args[0]} if self.{node.name} is None else {call}"
             else:
                 init_lines += lines
             forward_lines += _with_comment([f"{target} = {call}"], comment, "", indent=8)
+        init_lines = [*_used_vars(_var_lines(graph), init_lines), *init_lines]
         init_params = []
         if graph.is_block:
             assert graph.block_params is not None
-            names = self._class_params(graph, class_name)
+            names = self.params_of[class_name]
             sizes = [n for n in names if n not in graph.block_params]
             required = [n for n in names if n in graph.block_params and graph.block_params[n].required]
             optional = [n for n in names if n in graph.block_params and not graph.block_params[n].required]
@@ -447,7 +458,7 @@ class _ClassPlanner:
         return ClassContext(
             name=class_name,
             init_params=init_params,
-            init_lines=init_lines or ["pass"],
+            init_lines=init_lines,  # after `super().__init__()`: a `pass` would be a lint
             forward_params=[f"{name}: torch.Tensor" for name in graph.inputs],
             forward_lines=forward_lines,
             output=variable[graph.output],
@@ -564,7 +575,35 @@ def _walk_all(graph: Graph) -> list[Node]:
 
 
 def _var_lines(graph: Graph) -> list[str]:
-    return [f"{name} = {render(value)}" for name, value in graph.var_values.items()]
+    """A block's vars as its `__init__` computes them: an int as its symbolic size (`width = planes * 4`); a
+    float or bool written over the block's parameters (`use_bias = not norm`) as that expression, so that one
+    class serves every value; otherwise its value."""
+    variable = {*(graph.block_params or {}), *graph.var_values, *(graph.input_dims or ()), "in_channels", "in_features"}
+    lines = []
+    for name, value in graph.var_values.items():
+        written = graph.block_vars.get(name)
+        if not isinstance(value, Dim) and isinstance(written, Expr) and written.names & variable:
+            source = _class_source(graph, written, list(graph.inputs.values()), condition=False)
+        else:
+            source = render(value)
+        lines.append(f"{name} = {source}")
+    return lines
+
+
+def _names(lines: list[str]) -> set[str]:
+    """The names code lines use (not attributes, not in comments)."""
+    return {name for line in lines for name in _NAME.findall(line.split("#")[0])}
+
+
+def _used_vars(var_lines: list[str], code: list[str]) -> list[str]:
+    """The var lines that `code` needs, directly or through a later var (an unused local would be a lint)."""
+    used, kept = _names(code), []
+    for line in reversed(var_lines):
+        name, _, source = line.partition(" = ")
+        if name in used:
+            kept.append(line)
+            used |= _names([source])
+    return kept[::-1]
 
 
 def _walk(nodes: list[Node]) -> list[Node]:
@@ -575,8 +614,95 @@ def _walk(nodes: list[Node]) -> list[Node]:
     return out
 
 
-def _compatible(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
+def _compatible(a: Signature, b: Signature) -> bool:
+    """Whether two signatures (`_ClassPlanner._signature`) can print one class: the same vars, and node by
+    node the same condition and the same code wherever both have the node."""
+    return a[0] == b[0] and all(
+        when_a == when_b and (code_a is None or code_b is None or code_a == code_b)
+        for (when_a, code_a), (when_b, code_b) in zip(a[1:], b[1:], strict=True)
+    )
+
+
+def _combined(a: Signature, b: Signature) -> Signature:
+    """What a class prints for two compatible signatures: each node's code where either has it."""
+    nodes = zip(a[1:], b[1:], strict=True)
+    return (a[0], *((when, code_a if code_a is not None else code_b) for (when, code_a), (_, code_b) in nodes))
+
+
+def _class_params(signature: Signature, graph: Graph) -> list[str]:
+    """Names of a block class's constructor parameters, from what it prints (its combined signature, over
+    all its instances): the input sizes its code or conditions use, then the block's parameters."""
+    lines: list[str] = []
+    for when, code in signature[1:]:
+        if code is not None:  # a layer no instance has is not printed, nor is its condition
+            lines += [when or "", *code]
+    used = _names([*_used_vars(list(signature[0]), lines), *lines])
+    assert graph.call_input is not None and graph.block_params is not None
+    names = block_dim_names(graph, graph.call_input.rank)
+    return [d for d in names if d in used] + list(graph.block_params)
+
+
+def _when_source(graph: Graph, node: Node) -> str | None:
+    """A block layer's `when` condition as its class's `__init__` tests it (None where nothing is tested):
+    block parameters, vars and named dims by name (they are the constructor's parameters and its locals),
+    the layer's input sizes (`in_features`) as expressions over them, spec constants as their values.
+
+    Every instance of a class tests the same text, so one class serves instances with and without the layer.
+    A condition that settles to `True` or `False` (over constants only) is the same for all of them.
+    """
+    if not graph.is_block or not isinstance(node.when, Expr):
+        return None
+    return _class_source(graph, node.when, list(node.inputs_types), condition=True)
+
+
+def _class_source(graph: Graph, expr: Expr, inputs: list[TensorType], condition: bool) -> str:
+    """A block's expression in its class's `__init__`: block parameters, vars and named dims by name, the
+    sizes of `inputs` (in_features, ...) as their symbolic expressions, spec constants as their values; then
+    comparisons of constants folded (`2 == 2` is a lint), and in a `condition` the `and`, `or`, `not` and
+    `if` they settle."""
+    assert graph.block_params is not None
+    local = {*graph.block_params, *graph.var_values, *(graph.input_dims or ())}
+    env = {key: value for key, value in graph.constants.items() if key not in local}
+    env.update(input_names(inputs))
+    source = substitute(expr.tree, {key: value for key, value in env.items() if key in expr.names})
+    tree = _FoldComparisons().visit(ast.parse(source, mode="eval").body)
+    return ast.unparse(_settle(tree) if condition else tree)
+
+
+class _FoldComparisons(ast.NodeTransformer):
+    """Replaces each comparison of constants (no names) with its value."""
+
+    def visit_Compare(self, node: ast.Compare) -> ast.expr:
+        self.generic_visit(node)
+        if any(isinstance(n, ast.Name) for n in ast.walk(node)):
+            return node
+        try:
+            return ast.Constant(parse(ast.unparse(node), max_chars=100_000).evaluate({}))
+        except ExprError:
+            return node
+
+
+def _settle(node: ast.expr) -> ast.expr:
+    """A condition (only its truth matters) without the constant operands that do not decide it, or the
+    constant that does: `True and k > 1` -> `k > 1`, `not False or p > 0.5` -> `True`."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        operand = _settle(node.operand)
+        return ast.Constant(not operand.value) if isinstance(operand, ast.Constant) else ast.UnaryOp(ast.Not(), operand)
+    if isinstance(node, ast.BoolOp):
+        neutral = isinstance(node.op, ast.And)  # the truth an operand may have without deciding the result
+        values = []
+        for value in map(_settle, node.values):
+            if not isinstance(value, ast.Constant):
+                values.append(value)
+            elif bool(value.value) != neutral:
+                return ast.Constant(not neutral)
+        return ast.BoolOp(node.op, values) if len(values) > 1 else values[0] if values else ast.Constant(neutral)
+    if isinstance(node, ast.IfExp):
+        test = _settle(node.test)
+        if isinstance(test, ast.Constant):
+            return _settle(node.body if test.value else node.orelse)
+        return ast.IfExp(test, _settle(node.body), _settle(node.orelse))
+    return node
 
 
 def _merged_shape(types: list[TensorType]) -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import ast
 import copy
-from dataclasses import replace
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,22 +17,121 @@ from specc.errors import SpecError, did_you_mean
 from specc.expr import Expr, ExprError, parse
 from specc.ir import BLOCK_INPUT, Graph, Node, Program
 from specc.load import Document, JsonPath
-from specc.ops import Op, ShapeError, TensorType, get_op
+from specc.ops import Inferred, Op, ShapeError, TensorType, get_op
+from specc.ops.base import FLOAT_DTYPES, MAX_NUMEL
 from specc.symbolic import Dim, has_dim, render, substitute
 
 MAX_REPEAT = 1000
+# Block uses nested one inside another: each level is a class inside a class, and inference and code
+# generation recurse once per level. 32 is far past any real model (a ResNet nests 2).
+MAX_BLOCK_DEPTH = 32
+# Layers that block uses expand to, all instances together (nested ones included): the largest bundled
+# model has 440; inference takes ~0.05 ms a layer, so even a spec that is only caught when the count reaches
+# the limit is refused in about half a second. Counted before expanding where it can be (`_minimum_layers`).
+MAX_LAYERS = 10_000
+
+
+@dataclass
+class _Expansion:
+    """What expanding block uses has made so far, against MAX_LAYERS and MAX_BLOCK_DEPTH."""
+
+    minimum: dict[str, int]  # per block: the fewest layers one instance holds (capped at MAX_LAYERS + 1)
+    # per block whose `minimum` is over the limit: the repeat inside it (or a block it uses) that crosses it
+    crossing: dict[str, tuple[JsonPath, str]] = field(default_factory=dict)
+    layers: int = 0  # layers of the block instances made so far
+    depth: int = 0  # block uses being expanded, one inside the other
 
 
 def infer(program: Program, doc: Document) -> Program:
     """A copy of `program` whose model graph (and every block instance in it) carries shapes and counts."""
-    model = _infer_graph(program.model, dict(program.model.inputs), dict(program.model.constants), program, doc)
+    _check_inputs(program.model.inputs, doc)
+    expansion = _Expansion({})
+    for name, block in program.blocks.items():  # in dependency order: a block after those it uses
+        expansion.minimum[name] = _minimum_layers(block, expansion)
+    model = _infer_graph(
+        program.model, dict(program.model.inputs), dict(program.model.constants), program, doc, expansion
+    )
     return Program(model, program.blocks)
 
 
+def _check_inputs(inputs: dict[str, TensorType], doc: Document) -> None:
+    for name, t in inputs.items():
+        numel = math.prod(int(d) for d in t.shape)
+        if numel > MAX_NUMEL:
+            path: JsonPath = ("input", "shape") if "input" in doc.data else ("inputs", name, "shape")
+            raise SpecError(
+                "E202",
+                f"input `{name}` {t.describe()} holds {numel:,} values per sample, more than the limit of 2^40"
+                f" ({MAX_NUMEL:,}) on a tensor's size",
+                doc.loc(path),
+            )
+
+
+def _walk(nodes: list[Node]) -> list[Node]:
+    """`nodes` and their sequentials' children, at any depth (not block instances)."""
+    out, stack = [], list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(reversed(node.children))
+    return out
+
+
+def _minimum_layers(block: Graph, expansion: _Expansion) -> int:
+    """The fewest layers one instance of `block` holds: its own, and those of the blocks it uses, repeated
+    as often as their `repeat` says where it is known before expansion (a number, or an expression of the
+    spec's params alone; any other counts once), a use with `when` not at all.
+    Records in `expansion.crossing` the repeat that takes it over MAX_LAYERS, if one does."""
+    total = 0
+    for node in _walk(block.nodes):
+        total += 1
+        if node.kind != "block" or node.when not in (None, True):
+            continue
+        times = max(1, min(_static_repeat(node, block), MAX_REPEAT))  # out of range: refused when expanded
+        each = expansion.minimum.get(node.op, 1)
+        total += times * each
+        if total > MAX_LAYERS and block.name not in expansion.crossing:
+            if node.op in expansion.crossing:
+                expansion.crossing[block.name] = expansion.crossing[node.op]
+            else:
+                where = (*node.path, "repeat") if node.repeat is not None else (*node.path, "block")
+                times_text = f", repeated {times:,} times," if node.repeat is not None else ""
+                expansion.crossing[block.name] = (
+                    where,
+                    f"block `{node.op}`{times_text} makes block `{block.name}` expand to at least {total:,} layers,"
+                    f" more than the limit of {MAX_LAYERS:,} (all block instances together)",
+                )
+        if total > MAX_LAYERS:
+            return MAX_LAYERS + 1
+    return total
+
+
+def _static_repeat(node: Node, block: Graph) -> int:
+    """A block use's `repeat` if it is known before expansion, else 1 (its least)."""
+    if isinstance(node.repeat, int) and not isinstance(node.repeat, bool):
+        return node.repeat
+    if not isinstance(node.repeat, Expr):
+        return 1
+    shadowing = {"i", "in_rank", "in_channels", "in_features", *(block.block_params or {}), *block.block_vars}
+    shadowing.update(block.input_dims or ())
+    if not node.repeat.names <= set(block.constants) - shadowing:
+        return 1
+    try:
+        value = node.repeat.evaluate(block.constants)
+    except ExprError:
+        return 1
+    return int(value) if _is_int(value) else 1
+
+
 def _infer_graph(
-    template: Graph, inputs: dict[str, TensorType], env: dict[str, Any], program: Program, doc: Document
+    template: Graph,
+    inputs: dict[str, TensorType],
+    env: dict[str, Any],
+    program: Program,
+    doc: Document,
+    expansion: _Expansion,
 ) -> Graph:
-    graph = copy.deepcopy(template)
+    graph = _instantiate(template)
     graph.inputs = inputs
     env = dict(env)
     for name, value in graph.block_vars.items():
@@ -42,7 +143,9 @@ def _infer_graph(
     values: dict[str, TensorType] = dict(inputs)
     for node in graph.nodes:
         try:
-            _infer_node(node, [values[ref] for ref in node.inputs], env, program, doc, symbolic=graph.is_block)
+            _infer_node(
+                node, [values[ref] for ref in node.inputs], env, program, doc, expansion, symbolic=graph.is_block
+            )
         except SpecError as exc:
             if exc.code == "E201":
                 exc.notes += _provenance(graph, node, doc)
@@ -53,6 +156,24 @@ def _infer_graph(
         if node.tie is not None and node.present:
             _tie_weight(node, graph.node(node.tie), doc)
     return graph
+
+
+def _instantiate(template: Graph) -> Graph:
+    """A copy of `template` for inference to fill in: new graph and nodes (sequentials' children too) with
+    empty results; what the spec wrote (arguments, expressions, paths) is shared, as nothing changes it.
+    (A deep copy would copy every expression's syntax tree, for every instance.)"""
+    graph = copy.copy(template)
+    graph.nodes = [_fresh(node) for node in template.nodes]
+    graph.var_values = {}
+    graph.env = {}
+    return graph
+
+
+def _fresh(template: Node) -> Node:
+    node = copy.copy(template)
+    node.children = [_fresh(child) for child in template.children]
+    node.inputs_types, node.tensors, node.shapes, node.instances = (), {}, {}, []
+    return node
 
 
 def _tie_weight(node: Node, target: Node, doc: Document) -> None:
@@ -101,7 +222,13 @@ def _provenance(graph: Graph, node: Node, doc: Document) -> list[str]:
 
 
 def _infer_node(
-    node: Node, inputs: list[TensorType], env: dict[str, Any], program: Program, doc: Document, symbolic: bool
+    node: Node,
+    inputs: list[TensorType],
+    env: dict[str, Any],
+    program: Program,
+    doc: Document,
+    expansion: _Expansion,
+    symbolic: bool,
 ) -> None:
     node.inputs_types = tuple(inputs)
     scope = {**env, **input_names(inputs)}
@@ -115,7 +242,7 @@ def _infer_node(
     if node.kind == "sequential":
         current = inputs
         for child in node.children:
-            _infer_node(child, current, env, program, doc, symbolic)
+            _infer_node(child, current, env, program, doc, expansion, symbolic)
             child_op = get_op(child.op) if child.kind == "op" else None
             reason = child_op.chainable(child.params) if child_op is not None else None
             if reason:
@@ -132,7 +259,11 @@ def _infer_node(
         node.macs = sum(c.macs for c in node.children)
         return
     if node.kind == "block":
-        _infer_block(node, inputs, env, program, doc)
+        expansion.depth += 1
+        try:
+            _infer_block(node, inputs, env, program, doc, expansion)
+        finally:
+            expansion.depth -= 1
         return
     op = get_op(node.op)
     assert op is not None
@@ -160,19 +291,53 @@ def _infer_node(
         raise SpecError(
             exc.code, f"{node.op} `{node.label or node.name}`: {message}", doc.loc(where), hint=exc.hint
         ) from None
-    node.out, node.param_count, node.macs = _layout(op, inputs[:given], result.out), result.params, result.macs
+    node.out = _layout(op, node.params, inputs[:given], result.out)
+    node.param_count, node.macs = result.params, result.macs
+    _check_sizes(node, result, doc)
+    if result.params and node.out.dtype == "float32" and not any(t.dtype in FLOAT_DTYPES for t in inputs):
+        # Floats made of parameters alone (an embedding's rows, a parameter) have the parameters' dtype.
+        node.out = replace(node.out, dtype=parameter_dtype(program.model.inputs.values()))
     node.tensors = result.parameters()
     node.shapes = dict(result.shapes)
 
 
-def _layout(op: Op, inputs: list[TensorType], out: TensorType) -> TensorType:
+def _layout(op: Op, params: Any, inputs: list[TensorType], out: TensorType) -> TensorType:
     """What an op's output inherits from its inputs: computed from broadcast tensors (batch 1) alone, it is
-    one too; an op that keeps the layout (element-wise) keeps a non-contiguous layout."""
+    one too; an op that keeps the layout (element-wise) keeps a non-contiguous layout. An output that may be
+    its input's memory (a view, an in-place op) is still an expanded view or a parameter's value if its input
+    is one; any other op's output is a tensor of its own."""
     if op.kind != "parameter" and inputs and all(t.broadcast for t in inputs) and not out.broadcast:
         out = replace(out, broadcast=True)
     if op.keeps_layout and not all(t.contiguous for t in inputs) and out.contiguous:
         out = replace(out, contiguous=False)
+    if op.kind == "parameter":
+        return out
+    if op.aliases(params) and inputs:
+        expanded, parameter = out.expanded or inputs[0].expanded, out.parameter or inputs[0].parameter
+    else:
+        expanded, parameter = False, False
+    if (expanded, parameter) != (out.expanded, out.parameter):
+        out = replace(out, expanded=expanded, parameter=parameter)
     return out
+
+
+def _check_sizes(node: Node, result: Inferred, doc: Document) -> None:
+    """Every size is at most 2^31 - 1, but their products are not: no parameter tensor, and no sample of a
+    layer's output, may hold more than MAX_NUMEL values (torch could not allocate it, even on the meta device)."""
+    assert node.out is not None
+    what = f"{node.op} `{node.label or node.name}`"
+    limit = f"more than the limit of 2^40 ({MAX_NUMEL:,}) on a tensor's size"
+    for name, size in result.parameters().items():
+        if int(size) > MAX_NUMEL:
+            tensor = f"its parameter `{name}`" if name else "its value"
+            raise SpecError("E202", f"{what}: {tensor} would hold {int(size):,} values, {limit}", doc.loc(node.path))
+    numel = math.prod(int(d) for d in node.out.shape)
+    if numel > MAX_NUMEL:
+        raise SpecError(
+            "E202",
+            f"{what}: its output {node.out.describe()} would hold {numel:,} values per sample, {limit}",
+            doc.loc(node.path),
+        )
 
 
 def _parameter_error(node: Node, values: dict[str, Any], exc: ValidationError, doc: Document) -> SpecError:
@@ -223,8 +388,18 @@ def _condition(node: Node, scope: dict[str, Any], doc: Document, symbolic: bool)
     return value
 
 
-def _infer_block(node: Node, inputs: list[TensorType], env: dict[str, Any], program: Program, doc: Document) -> None:
+def _infer_block(
+    node: Node, inputs: list[TensorType], env: dict[str, Any], program: Program, doc: Document, expansion: _Expansion
+) -> None:
     template = program.blocks[node.op]
+    if expansion.depth > MAX_BLOCK_DEPTH:
+        raise SpecError(
+            "E104",
+            f"block `{node.op}` is used {expansion.depth} blocks deep (a block used inside a block used inside"
+            f" ...), more than the limit of {MAX_BLOCK_DEPTH}",
+            doc.loc((*node.path, "block")),
+            hint="flatten some of the blocks into their users, or repeat a block with `repeat` instead of nesting",
+        )
     assert template.block_params is not None
     if len(inputs) != len(template.inputs):
         names = ", ".join(template.inputs)
@@ -260,6 +435,7 @@ def _infer_block(node: Node, inputs: list[TensorType], env: dict[str, Any], prog
             f" {current.describe()} has {current.rank}",
             doc.loc(node.path),
         )
+    _check_budget(node, count, expansion, doc)
     node.instances = []
     for i in range(int(count)):
         scope = {**env, **input_names([current]), **({"i": i} if node.repeat is not None else {})}
@@ -269,7 +445,8 @@ def _infer_block(node: Node, inputs: list[TensorType], env: dict[str, Any], prog
         if template.input_dims is not None:  # named dims are names in every expression of the block
             body_env.update(zip(names, seeded_input.shape, strict=True))
         try:
-            instance = _infer_graph(template, {BLOCK_INPUT: seeded_input, **others}, body_env, program, doc)
+            expansion.layers += len(_walk(template.nodes))
+            instance = _infer_graph(template, {BLOCK_INPUT: seeded_input, **others}, body_env, program, doc, expansion)
         except SpecError as exc:
             where = f"{node.label or node.name}.{i}" if node.repeat is not None else node.label or node.name
             arguments = ", ".join(f"{k}={render(v)}" for k, v in args.items())
@@ -282,9 +459,38 @@ def _infer_block(node: Node, inputs: list[TensorType], env: dict[str, Any], prog
         assert out is not None
         current = _rebase(out, args, current, instance.var_values, names)
         instance.call_output = current
+        _check_budget(node, count - i - 1, expansion, doc)
     node.out = current
     node.param_count = sum(g.param_count for g in node.instances)
     node.macs = sum(g.macs for g in node.instances)
+
+
+def _check_budget(node: Node, remaining: int, expansion: _Expansion, doc: Document) -> None:
+    """Refuse a block use before expanding it when its `remaining` instances cannot fit in MAX_LAYERS with
+    the layers made so far: each holds at least `expansion.minimum` layers."""
+    each = expansion.minimum.get(node.op, 1)
+    least = expansion.layers + remaining * each
+    if least <= MAX_LAYERS:
+        return
+    here = doc.loc((*node.path, "repeat") if node.repeat is not None else (*node.path, "block"))
+    if each > MAX_LAYERS and node.op in expansion.crossing:
+        where, message = expansion.crossing[node.op]
+        raise SpecError(
+            "E104", message, doc.loc(where), notes=[f"{here}: block `{node.op}` is used here"], hint=_BUDGET_HINT
+        )
+    message = (
+        f"with this use of block `{node.op}`, block uses would expand to at least {least:,} layers, more than"
+        f" the limit of {MAX_LAYERS:,} (all block instances together)"
+    )
+    if remaining == 0:  # after the last instance: the instances held more layers than `minimum` said
+        message = (
+            f"with the instances of block `{node.op}`, block uses expand to {expansion.layers:,} layers, more than"
+            f" the limit of {MAX_LAYERS:,} (all block instances together)"
+        )
+    raise SpecError("E104", message, here, hint=_BUDGET_HINT)
+
+
+_BUDGET_HINT = "a model this large is most likely a mistake in a `repeat`; specc refuses to expand it"
 
 
 def _block_args(node: Node, template: Graph, scope: dict[str, Any], doc: Document) -> dict[str, Any]:
@@ -351,6 +557,13 @@ def _rebase(
         assert int(value) == int(d), f"rebasing {d!r} gave {value!r}"
         shape.append(value)
     return out.with_shape(tuple(shape))
+
+
+def parameter_dtype(inputs: Iterable[TensorType]) -> str:
+    """The dtype of the model's floating parameters: its floating inputs' dtype when they all have one
+    (build_model converts the model to it), else float32."""
+    floats = {t.dtype for t in inputs if t.dtype in FLOAT_DTYPES}
+    return floats.pop() if len(floats) == 1 else "float32"
 
 
 def input_names(inputs: list[TensorType]) -> dict[str, Any]:

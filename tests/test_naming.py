@@ -211,7 +211,7 @@ HEAD = "name: Net\ninput: {shape: [4]}\n"
         ),
         (
             HEAD + "blocks:\n  B:\n    params: {OrderedDict: int}\n    layers: [relu]\nlayers: [{block: B}]\n",
-            "spec.yaml:5:27: error[E106]: invalid name 'OrderedDict': `OrderedDict` is a class the generated code uses",
+            "spec.yaml:5:14: error[E106]: invalid name 'OrderedDict': `OrderedDict` is a class the generated code uses",
         ),
         (
             "name: Same\ninput: {shape: [4]}\nblocks:\n  Same:\n    layers: [relu]\nlayers: [{block: Same}]\n",

@@ -254,7 +254,8 @@ CASES: dict[str, list[Case]] = {
     "scaled_dot_product_attention": [
         ({}, [(2, 5, 8), (2, 6, 8), (2, 6, 4)], F32),
         ({"is_causal": True, "dropout_p": 0.1, "scale": 0.5}, [(3, 4, 4)] * 3, F32),
-        ({"attn_mask": "m"}, [(2, 5, 8), (2, 6, 8), (2, 6, 8), (5, 6)], [F32, F32, F32, BOOL]),
+        ({"attn_mask": "m"}, [(2, 5, 8), (2, 6, 8), (2, 6, 8), (1, 5, 6)], [F32, F32, F32, BOOL]),
+        ({"attn_mask": "m"}, [(2, 5, 8), (2, 6, 8), (2, 6, 8), (2, 5, 6)], [F32, F32, F32, BOOL]),
         ({"attn_mask": "m"}, [(4, 8), (4, 8), (4, 8), (4, 4)], F32),  # a float mask is added
         ({"key_padding_mask": "m", "is_causal": True}, [(2, 5, 8)] * 3 + [(5,)], [F32] * 3 + [BOOL]),
         ({"attn_mask": "m", "key_padding_mask": "n"}, [(4, 8)] * 3 + [(4, 4), (4,)], [F32] * 3 + [BOOL, BOOL]),
@@ -764,6 +765,20 @@ ERRORS: list[tuple[str, dict[str, Any], list[Shape], str, str, str | None]] = [
     ("scaled_dot_product_attention", {}, [(2, 5, 8), (3, 6, 8), (3, 6, 8)], F32, "E204", None),
     ("scaled_dot_product_attention", {}, [(8,), (8,), (8,)], F32, "E203", None),
     ("scaled_dot_product_attention", {"attn_mask": "m"}, [(5, 8), (6, 8), (6, 8), (5, 5)], F32, "E204", "attn_mask"),
+    # a per-sample mask with fewer dims than the weights: its batch dim would meet another dim
+    (
+        "scaled_dot_product_attention",
+        {"attn_mask": "m"},
+        [(2, 5, 8), (2, 6, 8), (2, 6, 8), (5, 6)],
+        F32,
+        "E204",
+        "attn_mask",
+    ),
+    ("scaled_dot_product_attention", {"attn_mask": "m"}, [(4, 8), (4, 8), (4, 8), (4,)], F32, "E204", "attn_mask"),
+    ("scaled_dot_product_attention", {"attn_mask": "m"}, [(4, 8), (4, 8), (4, 8), ()], F32, "E204", "attn_mask"),
+    # norm.py: a group of one value per sample normalizes to 0 (torch refuses it at batch 1)
+    ("group_norm", {"num_groups": 4}, [(4,)], F32, "E202", "num_groups"),
+    ("group_norm", {"num_groups": 3}, [(3, 1, 1)], F32, "E202", "num_groups"),
     ("transformer_encoder_layer", {"nhead": 3}, [(5, 8)], F32, "E202", "nhead"),
     ("transformer_encoder", {"nhead": 2, "num_layers": 1, "d_model": 6}, [(5, 8)], F32, "E201", "d_model"),
     ("transformer_decoder_layer", {"nhead": 2}, [(5, 8), (5, 6)], F32, "E204", None),
@@ -815,6 +830,82 @@ def test_view_refuses_a_transposed_input() -> None:
     with pytest.raises(ShapeError) as info:
         op.infer(op.Params.model_validate({"shape": [12]}), [transposed])
     assert info.value.code == "E202" and "reshape" in (info.value.hint or "")
+
+
+def _infer_on(name: str, params: dict[str, Any], inputs: list[TensorType]) -> Inferred:
+    op = get_op(name)
+    assert op is not None
+    return op.infer(op.Params.model_validate(params), inputs)
+
+
+INPLACE_OPS = [("relu", {}), ("leaky_relu", {}), ("elu", {}), ("silu", {}), ("dropout", {}), ("dropout2d", {})]
+
+
+@pytest.mark.parametrize("name,params", INPLACE_OPS, ids=[n for n, _ in INPLACE_OPS])
+def test_inplace_refuses_an_expanded_input_or_a_parameter(name: str, params: dict[str, Any]) -> None:
+    expanded = _infer("expand", {"sizes": [3, 4, 4]}, [(1, 4, 4)], [F32])[3].out
+    parameter = _infer("parameter", {"shape": [3, 4, 4]}, [], [])[3].out
+    assert expanded.expanded and parameter.parameter
+    for x in (expanded, parameter):
+        with pytest.raises(ShapeError) as info:
+            _infer_on(name, {**params, "inplace": True}, [x])
+        assert (info.value.code, info.value.field) == ("E202", "inplace"), info.value.message
+        _infer_on(name, params, [x])  # not in place: a new tensor
+    transposed = _infer("transpose", {"dim0": 1, "dim1": 2}, [(3, 4, 4)], [F32])[3].out
+    _infer_on(name, {**params, "inplace": True}, [transposed])  # strided, but each element once: allowed
+
+
+def test_inplace_rules_match_torch() -> None:
+    """What the inplace rules refuse, torch refuses; what they allow, it runs."""
+    with pytest.raises(RuntimeError):
+        torch.zeros(2, 1, 4).expand(2, 3, 4).relu_()
+    with pytest.raises(RuntimeError):
+        torch.nn.Parameter(torch.zeros(1, 4)).relu_()
+    with pytest.raises(RuntimeError):  # a view of a parameter
+        torch.nn.Parameter(torch.zeros(1, 4)).reshape(1, 2, 2).relu_()
+    torch.zeros(2, 3, 4).transpose(1, 2).relu_()
+    torch.zeros(2, 1, 4).expand(2, 1, 4).relu_()  # expanding nothing: no shared memory
+
+
+def test_expand_marks_only_real_expansion() -> None:
+    assert _infer("expand", {"sizes": [3, -1]}, [(1, 4)], [F32])[3].out.expanded
+    assert not _infer("expand", {"sizes": [-1, 4]}, [(1, 4)], [F32])[3].out.expanded
+    op = get_op("expand")
+    assert op is not None
+    token, tokens = TensorType((1, 8), broadcast=True), TensorType((4, 8))
+    assert op.infer(op.Params.model_validate({}), [token, tokens]).out.expanded  # batch 1 -> B
+
+
+def test_group_norm_needs_more_than_one_value_per_group() -> None:
+    with pytest.raises(ValueError, match="more than 1 value"):  # what the E202 rule prevents
+        torch.nn.GroupNorm(4, 4)(torch.randn(1, 4))
+    _infer("group_norm", {"num_groups": 2}, [(4,)], [F32])  # two values per group
+    _infer("group_norm", {"num_groups": 4}, [(4, 2)], [F32])  # one channel, two positions
+
+
+def test_batch_norm_refuses_a_broadcast_input_with_one_value_per_channel() -> None:
+    with pytest.raises(ValueError, match="more than 1 value"):
+        F.batch_norm(torch.randn(1, 4), None, None, training=True)
+    for name, shape in (("batch_norm1d", (4,)), ("batch_norm2d", (4, 1, 1))):
+        with pytest.raises(ShapeError) as info:
+            _infer_on(name, {}, [TensorType(shape, broadcast=True)])
+        assert info.value.code == "E202"
+        _infer_on(name, {}, [TensorType(shape)])  # per sample: batch B
+    _infer_on("batch_norm1d", {}, [TensorType((4, 3), broadcast=True)])  # three values per channel
+
+
+def test_attn_mask_of_batch_one_may_leave_out_leading_dims() -> None:
+    q = TensorType((2, 5, 8))
+    for shape in ((5,), (5, 5), (1, 1, 5)):
+        _infer_on("scaled_dot_product_attention", {"attn_mask": "m"}, [q, q, q, TensorType(shape, "bool", True)])
+
+
+def test_attn_mask_with_the_batch_dim_matches_torch() -> None:
+    """Why a per-sample mask needs the weights' every dim: a (B, S) mask meets the query length, not B."""
+    q = torch.randn(3, 2, 4)  # B = 3, L = 2
+    with pytest.raises(RuntimeError):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=torch.ones(3, 2, dtype=torch.bool))
+    F.scaled_dot_product_attention(q, q, q, attn_mask=torch.ones(3, 1, 2, dtype=torch.bool))  # (B, 1, S)
 
 
 INVALID_PARAMS = [

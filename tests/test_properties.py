@@ -53,13 +53,14 @@ MAX_SIZE = 48
 MAX_LAYERS = 7
 # Ops drawn rarely: they are slow to run (a whole transformer) or need an input they rarely get.
 RARE = {"transformer", "transformer_decoder", "transformer_encoder"}
-# Floating input dtypes drawn. float64 is left out until models with a float64 input build float64 parameters
-# (tests/hostile/float64_input.yaml, xfail).
-INPUT_DTYPES = ["float32"]
-# Ops whose constructor takes no size: a block layer that only some instances have is one of these.
-SIZE_FREE = frozenset(
-    ["relu", "gelu", "tanh", "sigmoid", "silu", "elu", "leaky_relu", "identity", "dropout", "softmax", "log_softmax"]
-)
+# Floating input dtypes drawn, float32 most often: a model of another dtype builds its parameters in it.
+INPUT_DTYPES = ["float32", "float32", "float32", "float64", "float16", "bfloat16"]
+# How a block's `when` flag is typed, the argument each instance passes (`i` is its index) and the test.
+FLAGS = [
+    ({"type": "int", "default": 0}, "i % 2", "flag > 0"),
+    ({"type": "bool", "default": False}, "i % 2 == 1", "flag"),
+    ({"type": "float", "default": 0.0}, "i * 0.5", "flag > 0.25"),
+]
 # Which ops the generator produced (informational: test_the_generator_reaches_every_op checks reachability).
 DRAWN: set[str] = set()
 
@@ -257,12 +258,11 @@ class Builder:
         chainable: bool = False,
         others: list[Value] | None = None,
         keep: bool = False,
-        only: frozenset[str] | None = None,
     ) -> tuple[dict[str, Any], TensorType] | None:
         """A layer of some op that accepts `x` (plus, for several-input ops, values from `others`); with
-        `keep`, one whose output has the type of `x`; with `only`, one of those ops."""
+        `keep`, one whose output has the type of `x`."""
         ops = all_ops()
-        names = sorted(n for n in ops if not (chainable and ops[n].kind != "module") and (only is None or n in only))
+        names = sorted(n for n in ops if not (chainable and ops[n].kind != "module"))
         weights = [2 if n in RARE else 6 for n in names]
         choice = self.draw(st.sampled_from([n for n, w in zip(names, weights, strict=True) for _ in range(w)]))
         op = ops[choice]
@@ -453,14 +453,11 @@ class Builder:
         repeat = None
         if y == x and self.draw(st.booleans()):
             repeat = self.draw(st.integers(2, 3))
-            if self.draw(st.booleans()):  # present in some instances only
-                # Only ops whose code uses no input size: see xfail block_when_uses_input_size in tests/hostile.
-                extra = self.op_layer(y, chainable=True, keep=True, only=SIZE_FREE)
+            if self.draw(st.booleans()):  # present in some instances only: one class takes every instance
+                extra = self.op_layer(y, chainable=True, keep=True)
                 if extra is not None:
-                    # An int flag: a bool one prints a wrong class (tests/hostile/block_when_on_a_bool.yaml, xfail).
-                    decls["flag"] = {"type": "int", "default": 0}
-                    args["flag"] = "i % 2"
-                    body.append({**extra[0], "when": "flag > 0"})
+                    decls["flag"], args["flag"], when = self.draw(st.sampled_from(FLAGS))
+                    body.append({**extra[0], "when": when})
         keeps = dims and y == x and x.dtype.startswith("float")
         if keeps and infer("linear", {"out_features": int(x.shape[-1])}, [y]) == y:
             # A named dim in an expression: the last size kept by a linear layer.

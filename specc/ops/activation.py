@@ -10,6 +10,7 @@ from specc.ops.base import (
     ShapeError,
     TensorType,
     check_float,
+    check_inplace,
     kwargs_without_defaults,
 )
 from specc.ops.registry import register
@@ -46,8 +47,12 @@ class _Elementwise(Op):
 
     keeps_layout = True
 
+    def aliases(self, p: Any) -> bool:
+        return bool(getattr(p, "inplace", False))
+
     def infer(self, p: Any, inputs: list[TensorType]) -> Inferred:
         check_float(inputs[0], self.name)
+        check_inplace(p, inputs[0], self.name)
         return Inferred(inputs[0])
 
     def emit(self, p: Any, inputs: list[TensorType]) -> Call:

@@ -6,7 +6,9 @@ which torchinfo-style counters miss.
 
 Masks are extra inputs named by a parameter (`key_padding_mask: pad`): a per-sample (S,) bool tensor,
 True where a key is padding and must be ignored (nn.MultiheadAttention's convention). `causal: true`
-masks every key after its query.
+masks every key after its query. scaled_dot_product_attention's `attn_mask` is broadcast by torch against
+the attention weights (B, ..., L, S) from the right, batch included: a per-sample mask needs all their dims,
+(B, ..., L, S) with sizes 1 where it is the same; only a batch-1 value (a parameter's) may have fewer.
 """
 
 import math
@@ -260,6 +262,21 @@ class ScaledDotProductAttention(Op):
                 "E204",
                 f"{self.name}: attn_mask {mask.describe()} does not broadcast to the attention weights {shown}",
                 field="attn_mask",
+            )
+        if not mask.broadcast and mask.rank < len(target):
+            # At run time the mask is (B, *mask.shape): torch lines dims up from the right, so with fewer dims
+            # than the weights its batch dim would meet one of the weights' other dims, not their batch.
+            weights = TensorType(target)
+            met = len(target) - mask.rank  # that dim's index in (B, *target)
+            padded = (*(1,) * met, *mask.shape)
+            raise ShapeError(
+                "E204",
+                f"{self.name}: attn_mask {mask.describe()} differs per sample, so it needs every dim of the"
+                f" attention weights {weights.describe()} (each of their size or 1); with fewer, torch would line"
+                f" its batch dim up with the weights' dim {met} (size {target[met - 1]})",
+                field="attn_mask",
+                hint=f"give it the per-sample shape ({', '.join(str(d) for d in padded)}); to ignore padded keys,"
+                " use key_padding_mask, a (B, S) bool input",
             )
 
     def imports(self, p: SdpaParams) -> tuple[str, ...]:

@@ -18,6 +18,9 @@ DType = Literal["float32", "float64", "float16", "bfloat16", "int64", "int32", "
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
 INT_DTYPES = ("int64", "int32")
 MAX_DIM = 2**31 - 1
+# The most elements one tensor (a parameter, or a sample's activation) may hold: 2^40 float32 values are
+# 4 TiB, far past any real layer, and far below where torch's own size arithmetic overflows (2^63 bytes).
+MAX_NUMEL = 2**40
 
 PosInt = Annotated[int, Field(ge=1, le=MAX_DIM)]
 NonNegInt = Annotated[int, Field(ge=0, le=MAX_DIM)]
@@ -42,12 +45,17 @@ class TensorType:
     such as a class token, and what is computed from it alone); it broadcasts in `add`/`mul`, and
     `expand` gives it the batch size of another tensor. `contiguous`: False after a view that
     reorders or strides memory (transpose, permute, indexing), which `view` cannot take.
+    `expanded`: some of its elements share one memory location (a view made by `expand`), so an in-place
+    op cannot write it. `parameter`: it is an `nn.Parameter`'s value, or a view of it, so an in-place op
+    would overwrite the parameter (autograd refuses it while training).
     """
 
     shape: tuple[int, ...]
     dtype: str = "float32"
     broadcast: bool = False
     contiguous: bool = True
+    expanded: bool = False
+    parameter: bool = False
 
     @property
     def rank(self) -> int:
@@ -201,6 +209,12 @@ class Op:
     # input gives a non-contiguous output. Other ops' outputs are as their `infer` says.
     keeps_layout: ClassVar[bool] = False
 
+    def aliases(self, p: Any) -> bool:
+        """Whether the output may be its (first) input's memory, or a view of it: a view op, an in-place op,
+        or one that can return its input as it is (dropout in eval mode). Such an output stays `expanded`
+        or a `parameter` when its input is one; any other op's output is a new tensor."""
+        return False
+
     def refs(self, p: Any) -> int:
         """How many of `inputs` are extra inputs named by `ref_params`."""
         return sum(getattr(p, name, None) is not None for name in self.ref_params)
@@ -257,6 +271,30 @@ def check_rank(inputs: list[TensorType], *ranks: int, what: str) -> TensorType:
 def check_float(x: TensorType, what: str) -> None:
     if x.dtype not in FLOAT_DTYPES:
         raise ShapeError("E205", f"{what} expects a floating-point input, but its input is {x.dtype}")
+
+
+def check_inplace(p: Any, x: TensorType, what: str) -> None:
+    """`inplace: true` needs an input that it may overwrite: not an expanded view (whose elements share
+    memory: torch refuses to write them) nor a parameter's value (autograd refuses it; without grad, every
+    forward pass would change the parameter)."""
+    if not getattr(p, "inplace", False):
+        return
+    if x.expanded:
+        raise ShapeError(
+            "E202",
+            f"{what} cannot work in place on its input {x.describe()}: it comes from `expand`, so several of its"
+            " elements are one memory location",
+            field="inplace",
+            hint="remove `inplace: true`",
+        )
+    if x.parameter:
+        raise ShapeError(
+            "E202",
+            f"{what} cannot work in place on its input {x.describe()}: it is a parameter's value, which it"
+            " would overwrite (autograd refuses an in-place op on a parameter)",
+            field="inplace",
+            hint="remove `inplace: true`",
+        )
 
 
 def check_declared(p: Any, field_name: str, inferred: int, source: str) -> None:

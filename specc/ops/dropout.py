@@ -8,6 +8,7 @@ from specc.ops.base import (
     Probability,
     TensorType,
     check_float,
+    check_inplace,
     check_rank,
     kwargs_without_defaults,
 )
@@ -25,9 +26,13 @@ class _Dropout(Op):
     ranks: tuple[int, ...] = ()  # empty: any rank
     keeps_layout = True
 
+    def aliases(self, p: DropoutParams) -> bool:
+        return True  # in place, or in eval mode (or with p = 0) its input itself
+
     def infer(self, p: DropoutParams, inputs: list[TensorType]) -> Inferred:
         x = check_rank(inputs, *self.ranks, what=self.name) if self.ranks else inputs[0]
         check_float(x, self.name)
+        check_inplace(p, x, self.name)
         return Inferred(x)
 
     def emit(self, p: DropoutParams, inputs: list[TensorType]) -> Call:

@@ -68,6 +68,9 @@ class Identity(Op):
     summary = "Returns its input unchanged (a placeholder, e.g. for a removed head)."
     keeps_layout = True
 
+    def aliases(self, p: Any) -> bool:
+        return True
+
     def infer(self, p: Any, inputs: list[TensorType]) -> Inferred:
         return Inferred(inputs[0])
 

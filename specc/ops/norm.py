@@ -54,6 +54,14 @@ class _BatchNorm(Op):
         check_float(x, self.name)
         c = x.shape[0]
         check_declared(p, "num_features", c, f"input {x.describe()}")
+        if x.broadcast and math.prod(int(d) for d in x.shape[1:]) == 1:
+            # torch's _verify_batch_size: batch x spatial values per channel must be more than 1 in training.
+            raise ShapeError(
+                "E202",
+                f"{self.name} normalizes each channel over the batch, but its input {x.describe()} is the same"
+                " for every sample (batch 1) with one value per channel: torch refuses it while training",
+                hint="normalize per sample with layer_norm, or apply it after the value is expanded to the batch",
+            )
         return Inferred(x, **weight_and_bias(c, c) if p.affine else {})  # type: ignore[arg-type]
 
     def emit(self, p: BatchNormParams, inputs: list[TensorType]) -> Call:
@@ -147,6 +155,19 @@ class GroupNorm(Op):
         if c % p.num_groups:
             raise ShapeError(
                 "E202", f"num_channels ({c}) must be divisible by num_groups ({p.num_groups})", field="num_groups"
+            )
+        values = c // p.num_groups * math.prod(int(d) for d in x.shape[1:])
+        if values == 1:
+            # torch's _verify_batch_size over (B * C / G, G, *spatial) refuses it at batch 1, and at any batch a
+            # group of one value normalizes to 0: the output would be the bias alone.
+            raise ShapeError(
+                "E202",
+                f"each of the {p.num_groups} groups of its input {x.describe()} holds a single value per sample"
+                f" ({c} channels / {p.num_groups} groups"
+                + (f" x {dims_desc(x.shape[1:])} = 1" if x.rank > 1 else "")
+                + "), which normalizes to 0 (torch refuses it at batch 1)",
+                field="num_groups",
+                hint="use fewer groups, or layer_norm over the features",
             )
         return Inferred(x, **weight_and_bias(c, c) if p.affine else {})  # type: ignore[arg-type]
 

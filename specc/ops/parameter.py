@@ -40,7 +40,7 @@ class Parameter(Op):
         shape = tuple(p.shape)
         size = math.prod(shape)
         return Inferred(
-            TensorType(shape, "float32", broadcast=True),
+            TensorType(shape, "float32", broadcast=True, parameter=True),
             params=size,
             tensors=(("", size),),
             shapes=(("", (1, *shape)),),

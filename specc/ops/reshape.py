@@ -58,6 +58,9 @@ class Flatten(Op):
     summary = "Flattens dims `start_dim`..`end_dim` (default 1..-1, the batch is dim 0) into one."
     keeps_layout = True  # a view where it can be
 
+    def aliases(self, p: FlattenParams) -> bool:
+        return True
+
     def infer(self, p: FlattenParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]
         start = normalize_dim(p.start_dim, x, "start_dim")
@@ -90,6 +93,9 @@ class Unflatten(Op):
     torch_name = "nn.Unflatten"
     summary = "Splits dim `dim` (the batch is dim 0) into `sizes`; one size may be -1 (inferred)."
     keeps_layout = True
+
+    def aliases(self, p: UnflattenParams) -> bool:
+        return True
 
     def infer(self, p: UnflattenParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]

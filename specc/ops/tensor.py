@@ -33,6 +33,9 @@ def _size_or_keep(name: str) -> Any:
 class _TensorOp(Op):
     kind = "function"
 
+    def aliases(self, p: Any) -> bool:
+        return True  # views of their input (reshape and expand where they can be)
+
     def emit(self, p: Any, inputs: list[TensorType]) -> Call:
         return Call(self.torch_name)
 
@@ -332,7 +335,9 @@ class Expand(_TensorOp):
                 )
         shape = tuple(current if size == -1 else size for size, current in zip(sizes, x.shape, strict=True))
         broadcast = x.broadcast and len(inputs) == 1
-        return Inferred(TensorType(shape, x.dtype, broadcast=broadcast, contiguous=False))
+        # A dim of size 1 made larger, or a batch of 1 repeated to another input's: elements share memory.
+        expanded = shape != x.shape or (x.broadcast and len(inputs) > 1)
+        return Inferred(TensorType(shape, x.dtype, broadcast=broadcast, contiguous=False, expanded=expanded))
 
     def forward_code(self, p: ExpandParams, inputs: list[TensorType], args: list[str]) -> str:
         batch = f"{args[1]}.shape[0]" if len(args) > 1 else "-1"

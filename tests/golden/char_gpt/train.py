@@ -47,6 +47,7 @@ SCHEDULER_MONITORS = False  # scheduler.step() takes the val loss (else the trai
 VOCAB_SIZE = 65  # the model's logits per position: one per token
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = re.compile(r"^checkpoint-epoch(\d+)-step(\d+)\.pt$")
+PARTIAL_WRITE_NAME = re.compile(r"^\.[\w.-]+\.\d+\.tmp$")  # what write_atomic leaves if killed
 RUN_FILE = "specc-run.json"  # marks --output-dir as a run of this spec
 
 
@@ -416,6 +417,12 @@ def claim_output_dir(run: Run) -> None:
                 f"{run.out} holds a run of another spec (sha256 {str(owner)[:12]}...), but this "
                 f"train.py is from spec {SPEC_SHA256[:12]}...: choose another --output-dir"
             )
+    for partial in sorted(run.out.glob(".*.tmp")):
+        if PARTIAL_WRITE_NAME.match(
+            partial.name
+        ):  # a process was killed while writing it: never complete
+            partial.unlink(missing_ok=True)
+            run.log(f"removed {partial}: a write that an interrupted run left unfinished")
     if run.args.resume is None and checkpoints(run.out):
         raise TrainError(
             f"{run.out} already holds checkpoints: pass --resume to continue that run, "
@@ -512,6 +519,12 @@ def find_checkpoint(run: Run) -> tuple[Path, dict[str, Any]]:
 
 def restore(run: Run, checkpoint: dict[str, Any], trainer: Trainer) -> State:
     """Load a checkpoint into the model, optimizer, scheduler, scaler and random generators."""
+    if trainer.vocab is not None and checkpoint.get("vocab") != trainer.vocab.state():
+        # Token ids mean other characters now: the weights would be resumed against another text.
+        raise TrainError(
+            "the checkpoint was trained with another vocabulary than the data's now: the text's characters "
+            "changed; train afresh in another --output-dir, or restore the text"
+        )
     trainer.model.load_state_dict(checkpoint["model"])
     trainer.optimizer.load_state_dict(checkpoint["optimizer"])
     if trainer.scheduler is not None and checkpoint["scheduler"] is not None:
