@@ -26,6 +26,13 @@ def ops_markdown() -> str:
         "Every numeric parameter also accepts an expression (`planes * 4`). Sizes marked *inferred*",
         "are filled in by shape inference; if you write one, it must agree.",
         "",
+        "`inplace: true` (relu, leaky_relu, elu, silu, dropout) overwrites the input's memory, so specc",
+        "accepts it only where nothing else sees that memory: not on a model's or block's input, a",
+        "parameter, an expanded tensor, a value (or a view of it) that another layer reads or the model",
+        "returns, nor on the output of an op whose backward pass reads its output (relu, sigmoid, tanh,",
+        "softmax, log_softmax, scaled_dot_product_attention, an in-place elu or leaky_relu) or of chunk",
+        "and split (E202).",
+        "",
         "| op | PyTorch | parameters | what it does |",
         "| --- | --- | --- | --- |",
     ]

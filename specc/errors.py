@@ -33,7 +33,7 @@ ERROR_CODES: dict[str, str] = {
     "E111": "`extends` names no bundled spec",
     "E112": "a parameter-name pattern matches no parameter",
     "E201": "a declared size disagrees with the inferred one",
-    "E202": "impossible shape (non-positive size, kernel larger than its input)",
+    "E202": "impossible shape or memory use (non-positive size, kernel larger than its input, unsafe in-place op)",
     "E203": "input has the wrong rank",
     "E204": "inputs of a merge have incompatible shapes",
     "E205": "input has the wrong dtype",

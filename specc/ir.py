@@ -84,6 +84,10 @@ class Graph:
     call_input: TensorType | None = None  # the instance's input type as its caller sees it
     input_dims: tuple[str, ...] | None = None  # blocks: names of the input's sizes (`dims:`), if given
     call_output: TensorType | None = None  # and its output type
+    # After inference (specc.inplace): whether the output may be the input's memory, and why no in-place op
+    # may overwrite the output, if so (a caller's in-place op on a block's result must know both).
+    output_shares_input: bool = False
+    output_keeper: str | None = None
 
     @property
     def is_block(self) -> bool:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from specc.errors import SpecError, did_you_mean
 from specc.expr import Expr, ExprError, parse
+from specc.inplace import check_in_place
 from specc.ir import BLOCK_INPUT, Graph, Node, Program
 from specc.load import Document, JsonPath
 from specc.ops import Inferred, Op, ShapeError, TensorType, get_op
@@ -155,6 +156,7 @@ def _infer_graph(
     for node in graph.nodes:
         if node.tie is not None and node.present:
             _tie_weight(node, graph.node(node.tie), doc)
+    check_in_place(graph, doc)
     return graph
 
 
@@ -233,7 +235,9 @@ def _infer_node(
     node.inputs_types = tuple(inputs)
     scope = {**env, **input_names(inputs)}
     if node.when is not None and not _condition(node, scope, doc, symbolic):
-        if len(inputs) != 1:
+        op = get_op(node.op) if node.kind == "op" else None
+        masks = sum(node.args.get(key) is not None for key in op.ref_params) if op is not None else 0
+        if len(inputs) - masks != 1:  # absent, the node's value is its one input (masks aside)
             raise SpecError(
                 "E206", f"`{node.name}` has a `when` condition, so it needs exactly one input", doc.loc(node.path)
             )

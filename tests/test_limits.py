@@ -184,7 +184,7 @@ def test_an_input_over_2_40_values_is_refused(tmp_path: Path) -> None:
         ("  - {op: reshape, shape: [2, 2]}\n", True),  # a view of it
         ("  - {op: dropout}\n", True),  # dropout returns its input in eval mode
         ("  - {op: identity}\n", True),
-        ("  - {op: relu}\n", False),  # a new tensor
+        ("  - {op: gelu}\n", False),  # a new tensor
         ("  - {op: add, in: [p, p]}\n", False),
     ],
 )
@@ -204,7 +204,7 @@ def test_inplace_on_a_parameter_is_refused_through_views(tmp_path: Path, between
     [
         ("", True),
         ("  - {op: transpose, dim0: 1, dim1: 2}\n", True),  # still a view of the expanded tensor
-        ("  - {op: relu}\n", False),
+        ("  - {op: gelu}\n", False),
         ("  - {op: reshape, shape: [12]}\n  - {op: mul, in: [reshape1, reshape1]}\n", False),
     ],
 )
@@ -220,6 +220,6 @@ def test_inplace_after_expand_is_refused_through_views(tmp_path: Path, between: 
 
 
 def test_inplace_after_a_transpose_is_accepted(tmp_path: Path) -> None:
-    text = "name: Net\ninput: {shape: [3, 4]}\nlayers:\n  - {op: transpose, dim0: 1, dim1: 2}\n"
-    text += "  - {op: relu, inplace: true}\n"
+    text = "name: Net\ninput: {shape: [3, 4]}\nlayers:\n  - {op: linear, out_features: 4}\n"
+    text += "  - {op: transpose, dim0: 1, dim1: 2}\n  - {op: relu, inplace: true}\n"
     _analyze(tmp_path, text)

@@ -50,6 +50,13 @@ class _Elementwise(Op):
     def aliases(self, p: Any) -> bool:
         return bool(getattr(p, "inplace", False))
 
+    def keeps_output(self, p: Any) -> str | None:
+        # Measured with torch: these backward passes read the op's output (the others read its input).
+        keeps = self.name in ("relu", "sigmoid", "tanh") or (
+            self.name in ("elu", "leaky_relu") and getattr(p, "inplace", False)
+        )
+        return f"autograd keeps {self.name}'s output for the backward pass" if keeps else None
+
     def infer(self, p: Any, inputs: list[TensorType]) -> Inferred:
         check_float(inputs[0], self.name)
         check_inplace(p, inputs[0], self.name)
@@ -63,6 +70,9 @@ class _Softmax(Op):
     """`dim` counts the batch as dim 0, as in the generated code; negative dims count from the end."""
 
     Params = SoftmaxParams
+
+    def keeps_output(self, p: SoftmaxParams) -> str | None:
+        return f"autograd keeps {self.name}'s output for the backward pass"
 
     def infer(self, p: SoftmaxParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]

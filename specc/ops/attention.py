@@ -152,7 +152,8 @@ class MultiheadAttention(Op):
         tensors = attention_tensors(embed, kdim, vdim, p.bias, p.add_bias_kv)
         shapes = (("in_proj_weight", (3 * embed, embed)),) if kdim == embed == vdim else ()
         return Inferred(
-            TensorType((length, embed), q.dtype),
+            # batch_first: torch computes (L, B, E) and returns its transpose, a non-contiguous view
+            TensorType((length, embed), q.dtype, contiguous=False),
             params=sum(size for _, size in tensors),
             macs=attention_macs(length, keys, embed, kdim, vdim, attended),
             tensors=tuple(tensors),
@@ -211,6 +212,9 @@ class ScaledDotProductAttention(Op):
     min_inputs = 3
     max_inputs = 3
     ref_params = ("attn_mask", "key_padding_mask")
+
+    def keeps_output(self, p: SdpaParams) -> str | None:
+        return f"autograd keeps {self.name}'s output for the backward pass (its fused kernels do)"
 
     def infer(self, p: SdpaParams, inputs: list[TensorType]) -> Inferred:
         q, k, v = inputs[:3]

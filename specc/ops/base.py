@@ -215,6 +215,16 @@ class Op:
         or a `parameter` when its input is one; any other op's output is a new tensor."""
         return False
 
+    def is_view(self, p: Any) -> bool:
+        """Whether the output is always a view of the (first) input, made without reading its values
+        (reshape, transpose, identity): reading the view is what reads the input."""
+        return False
+
+    def keeps_output(self, p: Any) -> str | None:
+        """Why no in-place op may overwrite this op's output (or a view of it), e.g. because autograd keeps
+        the output for the backward pass (relu, sigmoid, softmax); None if one may."""
+        return None
+
     def refs(self, p: Any) -> int:
         """How many of `inputs` are extra inputs named by `ref_params`."""
         return sum(getattr(p, name, None) is not None for name in self.ref_params)

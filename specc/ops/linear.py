@@ -71,6 +71,9 @@ class Identity(Op):
     def aliases(self, p: Any) -> bool:
         return True
 
+    def is_view(self, p: Any) -> bool:
+        return True
+
     def infer(self, p: Any, inputs: list[TensorType]) -> Inferred:
         return Inferred(inputs[0])
 

@@ -50,6 +50,7 @@ class PositionalEncoding(Op):
     prefix = "pos"
     torch_name = "torch.sin"
     summary = "Adds the fixed sinusoidal position encodings of the original Transformer to (B, L, D) input."
+    keeps_layout = True  # x + encodings: the sum has the layout of x
 
     def infer(self, p: PositionalParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]
@@ -80,6 +81,7 @@ class PositionalEmbedding(Op):
     torch_name = "nn.Embedding"
     summary = "Adds a learned embedding of each position (an nn.Embedding of `max_len` positions) to (B, L, D) input."
     inferred_params = ("embedding_dim",)
+    keeps_layout = True  # x + encodings: the sum has the layout of x
 
     def infer(self, p: PositionalEmbeddingParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]

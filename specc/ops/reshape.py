@@ -61,6 +61,9 @@ class Flatten(Op):
     def aliases(self, p: FlattenParams) -> bool:
         return True
 
+    def is_view(self, p: FlattenParams) -> bool:
+        return True
+
     def infer(self, p: FlattenParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]
         start = normalize_dim(p.start_dim, x, "start_dim")
@@ -95,6 +98,9 @@ class Unflatten(Op):
     keeps_layout = True
 
     def aliases(self, p: UnflattenParams) -> bool:
+        return True
+
+    def is_view(self, p: UnflattenParams) -> bool:
         return True
 
     def infer(self, p: UnflattenParams, inputs: list[TensorType]) -> Inferred:

@@ -36,6 +36,9 @@ class _TensorOp(Op):
     def aliases(self, p: Any) -> bool:
         return True  # views of their input (reshape and expand where they can be)
 
+    def is_view(self, p: Any) -> bool:
+        return True
+
     def emit(self, p: Any, inputs: list[TensorType]) -> Call:
         return Call(self.torch_name)
 
@@ -146,8 +149,8 @@ class View(Reshape):
         if not x.contiguous:
             raise ShapeError(
                 "E202",
-                f"view needs a contiguous input, but its input {x.describe()} comes from a transpose, permute,"
-                " expand or indexing",
+                f"view needs a contiguous input, but its input {x.describe()} is a non-contiguous view (from a"
+                " transpose, permute, expand, indexing, or multihead_attention's batch-first output)",
                 hint="use `reshape`, which copies when it must",
             )
         return super().infer(p, inputs)
@@ -246,6 +249,9 @@ class Chunk(_TensorOp):
     torch_name = "torch.chunk"
     summary = "Piece `index` of `chunks` equal pieces along `dim` (e.g. q, k, v of a fused projection)."
 
+    def keeps_output(self, p: Any) -> str | None:
+        return f"its value is one of the views {self.name} returns, which torch lets no in-place op modify"
+
     def infer(self, p: ChunkParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]
         dim = normalize_dim(p.dim, x, "dim")
@@ -275,6 +281,9 @@ class Split(_TensorOp):
     prefix = "split"
     torch_name = "torch.split"
     summary = "Piece `index` of a split along `dim` into pieces of `split_size` (or of the listed sizes)."
+
+    def keeps_output(self, p: Any) -> str | None:
+        return f"its value is one of the views {self.name} returns, which torch lets no in-place op modify"
 
     def infer(self, p: SplitParams, inputs: list[TensorType]) -> Inferred:
         x = inputs[0]
