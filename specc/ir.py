@@ -43,7 +43,6 @@ class Node:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # some tensors' full shapes
     macs: int = 0
     instances: list[Graph] = field(default_factory=list)  # block: one inferred body per instance
-    when_source: str | None = None  # the condition, in the enclosing class's names
 
     @property
     def repeated(self) -> bool:

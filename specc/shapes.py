@@ -144,9 +144,7 @@ def _infer_graph(
     values: dict[str, TensorType] = dict(inputs)
     for node in graph.nodes:
         try:
-            _infer_node(
-                node, [values[ref] for ref in node.inputs], env, program, doc, expansion, symbolic=graph.is_block
-            )
+            _infer_node(node, [values[ref] for ref in node.inputs], env, program, doc, expansion)
         except SpecError as exc:
             if exc.code == "E201":
                 exc.notes += _provenance(graph, node, doc)
@@ -230,11 +228,10 @@ def _infer_node(
     program: Program,
     doc: Document,
     expansion: _Expansion,
-    symbolic: bool,
 ) -> None:
     node.inputs_types = tuple(inputs)
     scope = {**env, **input_names(inputs)}
-    if node.when is not None and not _condition(node, scope, doc, symbolic):
+    if node.when is not None and not _condition(node, scope, doc):
         op = get_op(node.op) if node.kind == "op" else None
         masks = sum(node.args.get(key) is not None for key in op.ref_params) if op is not None else 0
         if len(inputs) - masks != 1:  # absent, the node's value is its one input (masks aside)
@@ -246,7 +243,7 @@ def _infer_node(
     if node.kind == "sequential":
         current = inputs
         for child in node.children:
-            _infer_node(child, current, env, program, doc, expansion, symbolic)
+            _infer_node(child, current, env, program, doc, expansion)
             child_op = get_op(child.op) if child.kind == "op" else None
             reason = child_op.chainable(child.params) if child_op is not None else None
             if reason:
@@ -375,7 +372,7 @@ def _parameter_error(node: Node, values: dict[str, Any], exc: ValidationError, d
     return SpecError("E104", f"{what} must be {message}, but it is {shown}", doc.loc(where))
 
 
-def _condition(node: Node, scope: dict[str, Any], doc: Document, symbolic: bool) -> bool:
+def _condition(node: Node, scope: dict[str, Any], doc: Document) -> bool:
     if isinstance(node.when, bool):
         return node.when
     assert isinstance(node.when, Expr)
@@ -387,8 +384,6 @@ def _condition(node: Node, scope: dict[str, Any], doc: Document, symbolic: bool)
             f" {int(value) if _is_int(value) else value!r}",
             doc.loc((*node.path, "when")),
         )
-    if symbolic:
-        node.when_source = substitute(node.when.tree, {k: v for k, v in scope.items() if k in node.when.names})
     return value
 
 
