@@ -398,11 +398,6 @@ def test_a_restart_before_the_first_checkpoint_starts_afresh(build: Path, data: 
     assert json.loads((run / "summary.json").read_text())["steps"] == 9
 
 
-@pytest.mark.skip(
-    reason="torch 2.14.1 here: after a worker dies, torchrun --max-restarts=1 starts new workers that hang in "
-    "init_process_group (static rendezvous; --standalone too), even for a 10-line script without train.py; "
-    "the restart itself is emulated by test_a_torchrun_restart_after_a_killed_worker_resumes_..."
-)
 def test_torchrun_max_restarts_completes_the_job(build: Path, data: Path, tmp_path: Path) -> None:
     uninterrupted = tmp_path / "uninterrupted"
     assert _torchrun(build, data, uninterrupted).returncode == 0

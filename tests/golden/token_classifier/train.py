@@ -284,8 +284,23 @@ def setup(args: argparse.Namespace, stop: list[str]) -> Run:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     if world_size > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        join_process_group("nccl" if device.type == "cuda" else "gloo", rank, world_size)
     return Run(args, device, rank, world_size, Path(args.output_dir), stop)
+
+
+def join_process_group(backend: str, rank: int, world_size: int) -> None:
+    """Under torchrun, through its agent's store with a prefix per restart: the store outlives the workers
+    it restarts, and without the prefix the new ones would find (and wait for) the dead ones' addresses.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        dist.init_process_group(backend)  # MASTER_ADDR and MASTER_PORT, as set by hand
+        return
+    agent = dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size, is_master=False
+    )
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = dist.PrefixStore(f"specc/attempt_{attempt}", agent)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
 
 
 def all_sum(run: Run, values: torch.Tensor) -> torch.Tensor:
