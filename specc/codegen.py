@@ -28,7 +28,7 @@ import jinja2
 from specc import __version__
 from specc.expr import Expr, ExprError, parse
 from specc.format import LINE_LENGTH
-from specc.ir import Graph, Node, Program, lint
+from specc.ir import Graph, Node, Program, lint, walk, walk_all
 from specc.ops import TensorType, get_op
 from specc.ops.base import HelperClass, literal
 from specc.shapes import block_dim_names, input_names, parameter_dtype
@@ -273,7 +273,7 @@ class _ClassPlanner:
         """What the emitted code uses: import lines, and helper classes in order of first use."""
         imports: set[str] = set()
         helpers: dict[str, HelperClass] = {}
-        for node in _walk_all(self.program.model):
+        for node in walk_all(self.program.model):
             op = get_op(node.op) if node.kind == "op" and node.present else None
             if op is not None:
                 imports.update(op.imports(node.params))
@@ -285,7 +285,7 @@ class _ClassPlanner:
         return imports, list(helpers.values())
 
     def _collect(self, graph: Graph, into: dict[str, list[Graph]]) -> None:
-        for node in _walk(graph.nodes):
+        for node in walk(graph.nodes):
             if node.kind == "block" and node.present:
                 for instance in node.instances:
                     into[node.op].append(instance)
@@ -564,16 +564,6 @@ def _helper_context(helper: HelperClass) -> ClassContext:
     )
 
 
-def _walk_all(graph: Graph) -> list[Node]:
-    """Every node of the graph, of its sequentials and of its block instances, recursively."""
-    out = []
-    for node in _walk(graph.nodes):
-        out.append(node)
-        for instance in node.instances:
-            out += _walk_all(instance)
-    return out
-
-
 def _var_lines(graph: Graph) -> list[str]:
     """A block's vars as its `__init__` computes them: an int as its symbolic size (`width = planes * 4`); a
     float or bool written over the block's parameters (`use_bias = not norm`) as that expression, so that one
@@ -604,14 +594,6 @@ def _used_vars(var_lines: list[str], code: list[str]) -> list[str]:
             kept.append(line)
             used |= _names([source])
     return kept[::-1]
-
-
-def _walk(nodes: list[Node]) -> list[Node]:
-    out = []
-    for node in nodes:
-        out.append(node)
-        out += _walk(node.children)
-    return out
 
 
 def _compatible(a: Signature, b: Signature) -> bool:

@@ -119,6 +119,26 @@ class Program:
     blocks: dict[str, Graph]  # templates, in dependency order (a block after the blocks it uses)
 
 
+def walk(nodes: list[Node]) -> list[Node]:
+    """`nodes` and their sequentials' children at any depth, in execution order (not block instances)."""
+    out, stack = [], list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(reversed(node.children))
+    return out
+
+
+def walk_all(graph: Graph) -> list[Node]:
+    """Every node of `graph`, of its sequentials and of its block instances, at any depth."""
+    out = []
+    for node in walk(graph.nodes):
+        out.append(node)
+        for instance in node.instances:
+            out += walk_all(instance)
+    return out
+
+
 def lint(graph: Graph) -> None:
     """Internal consistency before code is emitted: unique names, known ops, inputs defined before use.
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from specc.errors import SpecError, did_you_mean
 from specc.expr import Expr, ExprError, parse
 from specc.inplace import check_in_place
-from specc.ir import BLOCK_INPUT, Graph, Node, Program
+from specc.ir import BLOCK_INPUT, Graph, Node, Program, walk
 from specc.load import Document, JsonPath
 from specc.ops import Inferred, Op, ShapeError, TensorType, get_op
 from specc.ops.base import FLOAT_DTYPES, MAX_NUMEL
@@ -68,23 +68,13 @@ def _check_inputs(inputs: dict[str, TensorType], doc: Document) -> None:
             )
 
 
-def _walk(nodes: list[Node]) -> list[Node]:
-    """`nodes` and their sequentials' children, at any depth (not block instances)."""
-    out, stack = [], list(reversed(nodes))
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        stack.extend(reversed(node.children))
-    return out
-
-
 def _minimum_layers(block: Graph, expansion: _Expansion) -> int:
     """The fewest layers one instance of `block` holds: its own, and those of the blocks it uses, repeated
     as often as their `repeat` says where it is known before expansion (a number, or an expression of the
     spec's params alone; any other counts once), a use with `when` not at all.
     Records in `expansion.crossing` the repeat that takes it over MAX_LAYERS, if one does."""
     total = 0
-    for node in _walk(block.nodes):
+    for node in walk(block.nodes):
         total += 1
         if node.kind != "block" or node.when not in (None, True):
             continue
@@ -435,6 +425,7 @@ def _infer_block(
             doc.loc(node.path),
         )
     _check_budget(node, count, expansion, doc)
+    layers_each = len(walk(template.nodes))  # an instance's own layers (those of blocks it uses count as made)
     node.instances = []
     for i in range(int(count)):
         scope = {**env, **input_names([current]), **({"i": i} if node.repeat is not None else {})}
@@ -444,7 +435,7 @@ def _infer_block(
         if template.input_dims is not None:  # named dims are names in every expression of the block
             body_env.update(zip(names, seeded_input.shape, strict=True))
         try:
-            expansion.layers += len(_walk(template.nodes))
+            expansion.layers += layers_each
             instance = _infer_graph(template, {BLOCK_INPUT: seeded_input, **others}, body_env, program, doc, expansion)
         except SpecError as exc:
             where = f"{node.label or node.name}.{i}" if node.repeat is not None else node.label or node.name

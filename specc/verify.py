@@ -27,7 +27,7 @@ from types import FrameType, ModuleType
 from typing import Any, TextIO
 
 from specc.errors import SpecErrors
-from specc.ir import Graph, Node
+from specc.ir import Graph, Node, walk_all
 from specc.ops import Op, TensorType, get_op
 
 EXIT_OK, EXIT_MISMATCH, EXIT_SPEC_ERROR = 0, 1, 2
@@ -255,23 +255,10 @@ def _show(t: TensorType, batch: int) -> str:
 
 def _activation_elements(graph: Graph) -> int:
     total = sum(math.prod(int(d) for d in t.shape) for t in graph.inputs.values())
-    for node in _walk(graph):
+    for node in walk_all(graph):
         if node.out is not None and node.present:
             total += math.prod(int(d) for d in node.out.shape)
     return total
-
-
-def _walk(graph: Graph) -> Iterator[Node]:
-    for node in graph.nodes:
-        yield from _walk_node(node)
-
-
-def _walk_node(node: Node) -> Iterator[Node]:
-    yield node
-    for child in node.children:
-        yield from _walk_node(child)
-    for instance in node.instances:
-        yield from _walk(instance)
 
 
 def _import(path: Path) -> ModuleType:
