@@ -8,8 +8,10 @@ share memory (views, in-place ops, blocks that return their input) and refuses a
   value),
 - another layer reads the memory it overwrites (before or after it: the reader either sees the new values
   or saved the old ones for its backward pass), or the graph returns that memory as it was,
-- the op that made its input keeps its output for the backward pass (relu, sigmoid, softmax, ...), or made
-  it as a view that torch lets no in-place op modify (chunk, split).
+- what it overwrites may not be written at all (`Op.keeps_output`): an output that autograd keeps for the
+  backward pass (relu, sigmoid, softmax, ...), a view that torch lets no in-place op modify (chunk,
+  split), elements that share memory (expand), a parameter's value; or a value that may share memory
+  with one of those (a view of it, dropout's output, which in eval mode is its input).
 
 Without these rules the generated model computes wrong values without an error, or fails in its first
 backward pass. The ops say what they do (`Op.aliases`, `Op.is_view`, `Op.keeps_output`); this module
@@ -32,7 +34,7 @@ class _Value:
 
     name: str
     base: str | None  # the value whose memory this one may be (a view, an in-place result); None: new memory
-    keeper: str | None  # why no in-place op may overwrite this memory (autograd keeps it), if so
+    keeper: str | None  # why no in-place op may overwrite this memory (see `Op.keeps_output`), if so
     readers: list[_Step] = field(default_factory=list)  # the steps that read this value's elements
 
 
@@ -44,8 +46,7 @@ class _Step:
     reads: tuple[str, ...]  # values whose elements it reads (none for a pure view)
     uses: tuple[str, ...]  # values it takes as inputs
     out: str
-    shares: bool  # its output may be its first input's memory
-    keeps: bool  # and surely is (a view, an in-place op): the input's keeper carries over
+    shares: bool  # its output may be its first input's memory (and so inherits its keeper)
     keeper: str | None
     in_place: bool
 
@@ -59,7 +60,7 @@ def check_in_place(graph: Graph, doc: Document) -> None:
         _flatten(node, node.inputs, node.name, steps)
     for step in steps:
         base = step.uses[0] if step.shares and step.uses else None
-        keeper = step.keeper or (values[base].keeper if base is not None and step.keeps else None)
+        keeper = step.keeper or (values[base].keeper if base is not None else None)
         for name in step.reads:
             values[name].readers.append(step)
         values[step.out] = _Value(step.out, base, keeper)
@@ -74,7 +75,7 @@ def check_in_place(graph: Graph, doc: Document) -> None:
 def _flatten(node: Node, inputs: tuple[str, ...], out: str, steps: list[_Step]) -> None:
     """`node` as steps reading `inputs` and giving `out`; a sequential's children become steps of their own."""
     if not node.present:  # `when` is false: its value is its input
-        steps.append(_Step(node, (), inputs, out, shares=True, keeps=True, keeper=None, in_place=False))
+        steps.append(_Step(node, (), inputs, out, shares=True, keeper=None, in_place=False))
         return
     if node.kind == "sequential":
         current = inputs
@@ -86,10 +87,10 @@ def _flatten(node: Node, inputs: tuple[str, ...], out: str, steps: list[_Step]) 
     if node.kind == "block":
         shares = all(instance.output_shares_input for instance in node.instances)
         keeper = next((g.output_keeper for g in reversed(node.instances) if g.output_keeper), None)
-        steps.append(_Step(node, inputs, inputs, out, shares=shares, keeps=shares, keeper=keeper, in_place=False))
+        steps.append(_Step(node, inputs, inputs, out, shares=shares, keeper=keeper, in_place=False))
         return
     op = get_op(node.op)
-    assert op is not None and node.params is not None
+    assert op is not None and node.params is not None and node.out is not None
     view = op.is_view(node.params)
     in_place = bool(getattr(node.params, "inplace", False))
     # A view reads nothing; an in-place op reads the memory it overwrites, which nothing else sees afterwards
@@ -101,8 +102,7 @@ def _flatten(node: Node, inputs: tuple[str, ...], out: str, steps: list[_Step]) 
             inputs,
             out,
             shares=op.aliases(node.params),
-            keeps=view or in_place,
-            keeper=op.keeps_output(node.params),
+            keeper=op.keeps_output(node.params, node.out),
             in_place=in_place,
         )
     )
@@ -135,11 +135,11 @@ def _check_step(step: _Step, values: dict[str, _Value], graph: Graph, doc: Docum
     def refuse(why: str) -> SpecError:
         return SpecError("E202", f"{what} cannot work in place: {why}", where, hint=hint)
 
+    if values[target].keeper:  # first: the most specific reason
+        raise refuse(f"it would overwrite `{target}`: {values[target].keeper}")
     if root in graph.inputs:
         owner = "the block's" if graph.is_block else "the model's"
         raise refuse(f"it would overwrite {owner} input `{root}`, a tensor its caller may still use")
-    if values[target].keeper:
-        raise refuse(f"it would overwrite `{target}`, and {values[target].keeper}")
     # Every value in this memory but the ones made from this step's result sees the overwrite.
     stale = [v for v in values.values() if _root(v.name, values) == root and not _descends(v.name, step.out, values)]
     for value in stale:

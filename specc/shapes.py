@@ -282,7 +282,7 @@ def _infer_node(
         raise SpecError(
             exc.code, f"{node.op} `{node.label or node.name}`: {message}", doc.loc(where), hint=exc.hint
         ) from None
-    node.out = _layout(op, node.params, inputs[:given], result.out)
+    node.out = _layout(op, inputs[:given], result.out)
     node.param_count, node.macs = result.params, result.macs
     _check_sizes(node, result, doc)
     if result.params and node.out.dtype == "float32" and not any(t.dtype in FLOAT_DTYPES for t in inputs):
@@ -292,23 +292,13 @@ def _infer_node(
     node.shapes = dict(result.shapes)
 
 
-def _layout(op: Op, params: Any, inputs: list[TensorType], out: TensorType) -> TensorType:
+def _layout(op: Op, inputs: list[TensorType], out: TensorType) -> TensorType:
     """What an op's output inherits from its inputs: computed from broadcast tensors (batch 1) alone, it is
-    one too; an op that keeps the layout (element-wise) keeps a non-contiguous layout. An output that may be
-    its input's memory (a view, an in-place op) is still an expanded view or a parameter's value if its input
-    is one; any other op's output is a tensor of its own."""
+    one too; an op that keeps the layout (element-wise) keeps a non-contiguous layout."""
     if op.kind != "parameter" and inputs and all(t.broadcast for t in inputs) and not out.broadcast:
         out = replace(out, broadcast=True)
     if op.keeps_layout and not all(t.contiguous for t in inputs) and out.contiguous:
         out = replace(out, contiguous=False)
-    if op.kind == "parameter":
-        return out
-    if op.aliases(params) and inputs:
-        expanded, parameter = out.expanded or inputs[0].expanded, out.parameter or inputs[0].parameter
-    else:
-        expanded, parameter = False, False
-    if (expanded, parameter) != (out.expanded, out.parameter):
-        out = replace(out, expanded=expanded, parameter=parameter)
     return out
 
 

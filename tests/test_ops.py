@@ -13,6 +13,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ from pydantic import ValidationError
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from specc.compiler import analyze
+from specc.errors import SpecErrors
 from specc.ops import Inferred, Op, OpParams, ShapeError, TensorType, all_ops, get_op
 from specc.ops.base import HelperClass
 
@@ -842,17 +845,33 @@ INPLACE_OPS = [("relu", {}), ("leaky_relu", {}), ("elu", {}), ("silu", {}), ("dr
 
 
 @pytest.mark.parametrize("name,params", INPLACE_OPS, ids=[n for n, _ in INPLACE_OPS])
-def test_inplace_refuses_an_expanded_input_or_a_parameter(name: str, params: dict[str, Any]) -> None:
+def test_inplace_refuses_an_expanded_input_or_a_parameter(name: str, params: dict[str, Any], tmp_path: Path) -> None:
+    """The op says why its output may not be overwritten (`keeps_output`); specc/inplace.py refuses the
+    in-place op at its `inplace` key."""
     expanded = _infer("expand", {"sizes": [3, 4, 4]}, [(1, 4, 4)], [F32])[3].out
     parameter = _infer("parameter", {"shape": [3, 4, 4]}, [], [])[3].out
-    assert expanded.expanded and parameter.parameter
-    for x in (expanded, parameter):
-        with pytest.raises(ShapeError) as info:
-            _infer_on(name, {**params, "inplace": True}, [x])
-        assert (info.value.code, info.value.field) == ("E202", "inplace"), info.value.message
-        _infer_on(name, params, [x])  # not in place: a new tensor
-    transposed = _infer("transpose", {"dim0": 1, "dim1": 2}, [(3, 4, 4)], [F32])[3].out
-    _infer_on(name, {**params, "inplace": True}, [transposed])  # strided, but each element once: allowed
+    assert expanded.expanded and not parameter.expanded
+    extra = "".join(f", {key}: {value}" for key, value in params.items())
+    makers = {
+        "expanded": ("{shape: [1, 4, 4]}", "{op: expand, sizes: [3, 4, 4]}"),
+        "parameter": ("{shape: [3, 4, 4]}", "{op: parameter, shape: [3, 4, 4]}"),
+        "transposed": ("{shape: [3, 4, 4]}", "{op: linear, out_features: 4}\n  - {op: transpose, dim0: 1, dim1: 2}"),
+    }
+    for kind, (shape, before) in makers.items():
+        for inplace in (True, False):
+            layer = f"{{op: {name}{extra}" + (", inplace: true}" if inplace else "}")
+            text = f"name: Net\ninput: {shape}\nlayers:\n  - {before}\n  - {layer}\n"
+            spec = tmp_path / f"{kind}_{inplace}.yaml"
+            spec.write_text(text, encoding="utf-8")
+            if not inplace or kind == "transposed":  # a new tensor; or strided, but each element once: allowed
+                analyze(spec)
+                continue
+            with pytest.raises(SpecErrors) as info:
+                analyze(spec)
+            (error,) = info.value.errors
+            line = text.splitlines()[-1]
+            assert error.code == "E202" and error.loc is not None, error.format()
+            assert (error.loc.line, error.loc.col) == (len(text.splitlines()), line.index("true") + 1)  # `inplace`
 
 
 def test_inplace_rules_match_torch() -> None:

@@ -10,7 +10,6 @@ from specc.ops.base import (
     ShapeError,
     TensorType,
     check_float,
-    check_inplace,
     kwargs_without_defaults,
 )
 from specc.ops.registry import register
@@ -50,7 +49,7 @@ class _Elementwise(Op):
     def aliases(self, p: Any) -> bool:
         return bool(getattr(p, "inplace", False))
 
-    def keeps_output(self, p: Any) -> str | None:
+    def keeps_output(self, p: Any, out: TensorType) -> str | None:
         # Measured with torch: these backward passes read the op's output (the others read its input).
         keeps = self.name in ("relu", "sigmoid", "tanh") or (
             self.name in ("elu", "leaky_relu") and getattr(p, "inplace", False)
@@ -59,7 +58,6 @@ class _Elementwise(Op):
 
     def infer(self, p: Any, inputs: list[TensorType]) -> Inferred:
         check_float(inputs[0], self.name)
-        check_inplace(p, inputs[0], self.name)
         return Inferred(inputs[0])
 
     def emit(self, p: Any, inputs: list[TensorType]) -> Call:
@@ -71,7 +69,7 @@ class _Softmax(Op):
 
     Params = SoftmaxParams
 
-    def keeps_output(self, p: SoftmaxParams) -> str | None:
+    def keeps_output(self, p: SoftmaxParams, out: TensorType) -> str | None:
         return f"autograd keeps {self.name}'s output for the backward pass"
 
     def infer(self, p: SoftmaxParams, inputs: list[TensorType]) -> Inferred:

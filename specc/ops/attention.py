@@ -213,7 +213,7 @@ class ScaledDotProductAttention(Op):
     max_inputs = 3
     ref_params = ("attn_mask", "key_padding_mask")
 
-    def keeps_output(self, p: SdpaParams) -> str | None:
+    def keeps_output(self, p: SdpaParams, out: TensorType) -> str | None:
         return f"autograd keeps {self.name}'s output for the backward pass (its fused kernels do)"
 
     def infer(self, p: SdpaParams, inputs: list[TensorType]) -> Inferred:

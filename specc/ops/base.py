@@ -45,9 +45,8 @@ class TensorType:
     such as a class token, and what is computed from it alone); it broadcasts in `add`/`mul`, and
     `expand` gives it the batch size of another tensor. `contiguous`: False after a view that
     reorders or strides memory (transpose, permute, indexing), which `view` cannot take.
-    `expanded`: some of its elements share one memory location (a view made by `expand`), so an in-place
-    op cannot write it. `parameter`: it is an `nn.Parameter`'s value, or a view of it, so an in-place op
-    would overwrite the parameter (autograd refuses it while training).
+    `expanded`: made by `expand` from a size-1 dim (or a batch of 1), so some of its elements share one
+    memory location (no in-place op may write it: see `Op.keeps_output`).
     """
 
     shape: tuple[int, ...]
@@ -55,7 +54,6 @@ class TensorType:
     broadcast: bool = False
     contiguous: bool = True
     expanded: bool = False
-    parameter: bool = False
 
     @property
     def rank(self) -> int:
@@ -211,8 +209,8 @@ class Op:
 
     def aliases(self, p: Any) -> bool:
         """Whether the output may be its (first) input's memory, or a view of it: a view op, an in-place op,
-        or one that can return its input as it is (dropout in eval mode). Such an output stays `expanded`
-        or a `parameter` when its input is one; any other op's output is a new tensor."""
+        or one that can return its input as it is (dropout in eval mode); any other op's output is a new
+        tensor. specc/inplace.py follows memory through these."""
         return False
 
     def is_view(self, p: Any) -> bool:
@@ -220,9 +218,10 @@ class Op:
         (reshape, transpose, identity): reading the view is what reads the input."""
         return False
 
-    def keeps_output(self, p: Any) -> str | None:
-        """Why no in-place op may overwrite this op's output (or a view of it), e.g. because autograd keeps
-        the output for the backward pass (relu, sigmoid, softmax); None if one may."""
+    def keeps_output(self, p: Any, out: TensorType) -> str | None:
+        """Why no in-place op may overwrite this op's output `out` (or what may share its memory), e.g.
+        autograd keeps it for the backward pass (relu, sigmoid, softmax), or it is a parameter; None if one
+        may."""
         return None
 
     def refs(self, p: Any) -> int:
@@ -281,30 +280,6 @@ def check_rank(inputs: list[TensorType], *ranks: int, what: str) -> TensorType:
 def check_float(x: TensorType, what: str) -> None:
     if x.dtype not in FLOAT_DTYPES:
         raise ShapeError("E205", f"{what} expects a floating-point input, but its input is {x.dtype}")
-
-
-def check_inplace(p: Any, x: TensorType, what: str) -> None:
-    """`inplace: true` needs an input that it may overwrite: not an expanded view (whose elements share
-    memory: torch refuses to write them) nor a parameter's value (autograd refuses it; without grad, every
-    forward pass would change the parameter)."""
-    if not getattr(p, "inplace", False):
-        return
-    if x.expanded:
-        raise ShapeError(
-            "E202",
-            f"{what} cannot work in place on its input {x.describe()}: it comes from `expand`, so several of its"
-            " elements are one memory location",
-            field="inplace",
-            hint="remove `inplace: true`",
-        )
-    if x.parameter:
-        raise ShapeError(
-            "E202",
-            f"{what} cannot work in place on its input {x.describe()}: it is a parameter's value, which it"
-            " would overwrite (autograd refuses an in-place op on a parameter)",
-            field="inplace",
-            hint="remove `inplace: true`",
-        )
 
 
 def check_declared(p: Any, field_name: str, inferred: int, source: str) -> None:

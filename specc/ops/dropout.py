@@ -8,7 +8,6 @@ from specc.ops.base import (
     Probability,
     TensorType,
     check_float,
-    check_inplace,
     check_rank,
     kwargs_without_defaults,
 )
@@ -32,7 +31,6 @@ class _Dropout(Op):
     def infer(self, p: DropoutParams, inputs: list[TensorType]) -> Inferred:
         x = check_rank(inputs, *self.ranks, what=self.name) if self.ranks else inputs[0]
         check_float(x, self.name)
-        check_inplace(p, x, self.name)
         return Inferred(x)
 
     def emit(self, p: DropoutParams, inputs: list[TensorType]) -> Call:

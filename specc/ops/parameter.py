@@ -36,11 +36,14 @@ class Parameter(Op):
     min_inputs = 0
     max_inputs = 0
 
+    def keeps_output(self, p: ParameterParams, out: TensorType) -> str | None:
+        return "it is a parameter's value (autograd refuses an in-place op on a parameter)"
+
     def infer(self, p: ParameterParams, inputs: list[TensorType]) -> Inferred:
         shape = tuple(p.shape)
         size = math.prod(shape)
         return Inferred(
-            TensorType(shape, "float32", broadcast=True, parameter=True),
+            TensorType(shape, "float32", broadcast=True),
             params=size,
             tensors=(("", size),),
             shapes=(("", (1, *shape)),),

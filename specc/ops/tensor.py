@@ -249,7 +249,7 @@ class Chunk(_TensorOp):
     torch_name = "torch.chunk"
     summary = "Piece `index` of `chunks` equal pieces along `dim` (e.g. q, k, v of a fused projection)."
 
-    def keeps_output(self, p: Any) -> str | None:
+    def keeps_output(self, p: Any, out: TensorType) -> str | None:
         return f"its value is one of the views {self.name} returns, which torch lets no in-place op modify"
 
     def infer(self, p: ChunkParams, inputs: list[TensorType]) -> Inferred:
@@ -282,7 +282,7 @@ class Split(_TensorOp):
     torch_name = "torch.split"
     summary = "Piece `index` of a split along `dim` into pieces of `split_size` (or of the listed sizes)."
 
-    def keeps_output(self, p: Any) -> str | None:
+    def keeps_output(self, p: Any, out: TensorType) -> str | None:
         return f"its value is one of the views {self.name} returns, which torch lets no in-place op modify"
 
     def infer(self, p: SplitParams, inputs: list[TensorType]) -> Inferred:
@@ -347,6 +347,11 @@ class Expand(_TensorOp):
         # A dim of size 1 made larger, or a batch of 1 repeated to another input's: elements share memory.
         expanded = shape != x.shape or (x.broadcast and len(inputs) > 1)
         return Inferred(TensorType(shape, x.dtype, broadcast=broadcast, contiguous=False, expanded=expanded))
+
+    def keeps_output(self, p: ExpandParams, out: TensorType) -> str | None:
+        if out.expanded:
+            return "it comes from `expand`, so several of its elements are one memory location"
+        return None
 
     def forward_code(self, p: ExpandParams, inputs: list[TensorType], args: list[str]) -> str:
         batch = f"{args[1]}.shape[0]" if len(args) > 1 else "-1"
